@@ -1,0 +1,131 @@
+"""``make demo``: train a model on one sample_data category, export it to OpenVINO, run the edge
+inferencer on the category's test images, and print image/pixel AUROC, stage timings and where the overlays are.
+
+    python -m ganad_plugin.demo --model ganomaly --category weave --out results/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ganad_plugin.edge import EdgeInferencer
+from ganad_plugin.edge.images import list_images
+from ganad_plugin.edge.regions import overlay
+
+MODEL_CLASSES = {"ganomaly": "GANomaly", "egbad": "EGBAD", "anogan": "AnoGAN"}
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties averaged."""
+    scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels, bool).ravel()
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores), np.float64)
+    # average ranks over runs of equal scores
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(scores)]])
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def ground_truth_mask(image_path: Path, category_root: Path, shape: tuple[int, int]) -> np.ndarray:
+    defect = image_path.parent.name
+    if defect == "good":
+        return np.zeros(shape, bool)
+    mask_path = category_root / "ground_truth" / defect / f"{image_path.stem}_mask.png"
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        msg = f"missing ground-truth mask {mask_path} for {image_path}"
+        raise FileNotFoundError(msg)
+    return mask > 0
+
+
+def run_stage(name: str, command: list[str], log: Path) -> float:
+    print(f"== {name}: {' '.join(command)}", flush=True)
+    start = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as handle:
+        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        print(log.read_text(encoding="utf-8")[-3000:], file=sys.stderr)
+        msg = f"{name} failed (exit {result.returncode}); full log in {log}"
+        raise SystemExit(msg)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ganomaly", choices=sorted(MODEL_CLASSES))
+    parser.add_argument("--category", default="weave")
+    parser.add_argument("--root", type=Path, default=Path("sample_data"))
+    parser.add_argument("--out", type=Path, default=Path("results/demo"))
+    parser.add_argument("--max-epochs", type=int, default=None, help="override the config's epochs")
+    args = parser.parse_args(argv)
+
+    config = Path("configs") / f"{args.model}.yaml"
+    category_root = args.root / args.category
+    if not (category_root / "train" / "good").is_dir():
+        raise SystemExit(f"{category_root}/train/good not found: is --root/--category right?")
+    run_dir = args.out / args.model / args.category
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ganad = [sys.executable, "-m", "ganad_plugin.cli"]
+    timings = {}
+
+    train = [*ganad, "train", "--config", str(config), "--data.root", str(args.root), "--data.category", args.category,
+             "--default_root_dir", str(run_dir / "train")]
+    if args.max_epochs:
+        train += ["--trainer.max_epochs", str(args.max_epochs), "--trainer.check_val_every_n_epoch", str(args.max_epochs)]
+    timings["train + test (anomalib)"] = run_stage("train", train, run_dir / "train.log")
+    checkpoints = sorted((run_dir / "train").rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not checkpoints:
+        raise SystemExit(f"no checkpoint under {run_dir / 'train'}")
+    checkpoint = checkpoints[-1]
+
+    export = [*ganad, "export", "--model", MODEL_CLASSES[args.model], "--export_type", "openvino",
+              "--ckpt_path", str(checkpoint), "--default_root_dir", str(run_dir / "export")]
+    timings["export (OpenVINO)"] = run_stage("export", export, run_dir / "export.log")
+    model_xml = next((run_dir / "export").rglob("model.xml"))
+
+    print("== edge inference (OpenVINO only)", flush=True)
+    start = time.perf_counter()
+    inferencer = EdgeInferencer(model_xml)
+    files = list_images(category_root / "test")
+    scores, labels, pixel_scores, pixel_labels = [], [], [], []
+    overlays = run_dir / "overlays"
+    with open(run_dir / "results.jsonl", "w", encoding="utf-8") as results:
+        for path in files:
+            result = inferencer.predict_file(path)
+            results.write(json.dumps(result.to_json()) + "\n")
+            scores.append(result.score)
+            labels.append(path.parent.name != "good")
+            pixel_scores.append(result.anomaly_map.ravel())
+            pixel_labels.append(ground_truth_mask(path, category_root, result.anomaly_map.shape).ravel())
+            target = overlays / path.parent.name / f"{path.stem}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            cv2.imwrite(str(target), overlay(image, result.anomaly_map, result.mask, result.score, result.label))
+    timings[f"edge inference ({len(files)} images)"] = time.perf_counter() - start
+
+    image_auroc = auroc(np.array(scores), np.array(labels))
+    pixel_auroc = auroc(np.concatenate(pixel_scores), np.concatenate(pixel_labels))
+    print(f"\n{args.model} on {args.category}, measured on the exported OpenVINO model:")
+    print(f"  image AUROC {image_auroc:.3f}   pixel AUROC {pixel_auroc:.3f}")
+    for stage, seconds in timings.items():
+        print(f"  {stage:<32} {seconds:7.1f} s")
+    print(f"  checkpoint   {checkpoint}\n  OpenVINO IR  {model_xml}\n  overlays     {overlays}/\n  results      {run_dir / 'results.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()

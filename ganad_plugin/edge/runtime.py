@@ -1,0 +1,125 @@
+"""Run an exported ganad-plugin OpenVINO IR on images: score, label, anomaly map, mask, defect regions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openvino as ov
+
+from .images import InputError, read_rgb
+from .regions import find_regions
+
+REQUIRED_OUTPUTS = ("pred_score", "anomaly_map")
+# anomalib's PostProcessor normalises scores and maps so that the validation threshold lands at 0.5
+NORMALISED_THRESHOLD = 0.5
+
+__all__ = ["EdgeInferencer", "ImageResult", "InputError", "ModelFormatError"]
+
+
+class ModelFormatError(ValueError):
+    """The IR is missing or is not an anomalib/ganad-plugin export."""
+
+
+@dataclass
+class ImageResult:
+    """What the inferencer says about one image; maps and mask are at the input image's size."""
+
+    path: str
+    score: float
+    label: bool
+    threshold: float
+    anomaly_map: np.ndarray = field(repr=False)
+    mask: np.ndarray = field(repr=False)
+    regions: list[dict]
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path,
+            "score": round(self.score, 6),
+            "label": self.label,
+            "threshold": self.threshold,
+            "regions": self.regions,
+        }
+
+
+class EdgeInferencer:
+    """Compiled OpenVINO IR of a ganad-plugin model.
+
+    Args:
+        model_xml: path to ``model.xml`` (its ``.bin`` beside it).
+        device: OpenVINO device name.
+        performance_hint: ``"LATENCY"`` (one image at a time, a camera) or ``"THROUGHPUT"`` (folders).
+        threshold: override of the normalised threshold stored in the model (0.5 = the validation one).
+        min_region_area_px: defect regions smaller than this are dropped as specks.
+        precision: OpenVINO inference precision (``"f32"``; ``"bf16"`` or ``"f16"`` trade accuracy for speed).
+    """
+
+    def __init__(
+        self,
+        model_xml: str | Path,
+        device: str = "CPU",
+        performance_hint: str = "LATENCY",
+        threshold: float | None = None,
+        min_region_area_px: int = 16,
+        precision: str = "f32",
+    ) -> None:
+        model_xml = Path(model_xml)
+        if not model_xml.is_file():
+            msg = f"{model_xml}: no such model file"
+            raise ModelFormatError(msg)
+        core = ov.Core()
+        try:
+            model = core.read_model(model_xml)
+        except RuntimeError as error:
+            msg = f"{model_xml}: not a readable OpenVINO IR ({str(error).splitlines()[0]})"
+            raise ModelFormatError(msg) from error
+        names = {name for output in model.outputs for name in output.get_names()}
+        missing = [name for name in REQUIRED_OUTPUTS if name not in names]
+        if missing or len(model.inputs) != 1:
+            msg = (
+                f"{model_xml}: not a ganad-plugin/anomalib export: it has outputs {sorted(names)} and "
+                f"{len(model.inputs)} input(s); expected one image input and outputs {list(REQUIRED_OUTPUTS)}"
+            )
+            raise ModelFormatError(msg)
+        shape = model.inputs[0].get_partial_shape()
+        if shape.rank.get_length() != 4 or (shape[1].is_static and shape[1].get_length() != 3):
+            msg = f"{model_xml}: input shape {shape} is not [N, 3, H, W]"
+            raise ModelFormatError(msg)
+        self.fixed_size = (
+            (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
+        )
+        # f32 unless asked: on CPUs with bf16 units OpenVINO would otherwise round the maps to bf16
+        config = {"PERFORMANCE_HINT": performance_hint, "INFERENCE_PRECISION_HINT": precision}
+        self.compiled = core.compile_model(model, device, config)
+        self.threshold = NORMALISED_THRESHOLD if threshold is None else float(threshold)
+        self.min_region_area_px = min_region_area_px
+        self.model_path = model_xml
+
+    def _tensor(self, image_rgb: np.ndarray) -> np.ndarray:
+        if self.fixed_size is not None and image_rgb.shape[:2] != self.fixed_size:
+            height, width = self.fixed_size
+            image_rgb = cv2.resize(image_rgb, (width, height), interpolation=cv2.INTER_AREA)
+        return (image_rgb.astype(np.float32) / 255).transpose(2, 0, 1)[None]
+
+    def predict_array(self, image_rgb: np.ndarray, name: str = "image") -> ImageResult:
+        """RGB uint8 [H, W, 3] -> ``ImageResult`` (map, mask and regions in that image's pixels)."""
+        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+            msg = f"{name}: expected RGB uint8 [H, W, 3], got {image_rgb.dtype} {image_rgb.shape}"
+            raise InputError(msg)
+        outputs = self.compiled(self._tensor(image_rgb))
+        score = float(np.asarray(outputs[self.compiled.output("pred_score")]).reshape(-1)[0])
+        small_map = np.asarray(outputs[self.compiled.output("anomaly_map")]).reshape(
+            outputs[self.compiled.output("anomaly_map")].shape[-2:]
+        )
+        height, width = image_rgb.shape[:2]
+        anomaly_map = cv2.resize(small_map.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+        mask = anomaly_map > self.threshold
+        label = score > self.threshold
+        regions = find_regions(mask, anomaly_map, self.min_region_area_px) if label else []
+        return ImageResult(name, score, bool(label), self.threshold, anomaly_map, mask, regions)
+
+    def predict_file(self, path: str | Path) -> ImageResult:
+        return self.predict_array(read_rgb(path), str(path))

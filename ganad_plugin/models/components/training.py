@@ -1,0 +1,99 @@
+"""Lightning-side behaviour the three GAN models share: a sensible epoch budget, calibrating the evidence
+scales on normal images before validation, and guards that stop a diverging run with a clear message."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from .blocks import init_dcgan_weights
+
+logger = logging.getLogger(__name__)
+
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
+
+
+class GanTrainingMixin:
+    """Mixed into each model's ``AnomalibModule`` subclass (kept a mixin so that the models stay direct
+    subclasses of ``AnomalibModule``, which ``anomalib.models.get_model`` requires).
+
+    The host class sets ``default_max_epochs`` and its torch model offers ``evidence(images)`` and a
+    ``scorer`` (``components.scoring.AnomalyScorer``).
+    """
+
+    default_max_epochs: int = 30
+    calibration_max_images: int = 256
+
+    def on_fit_start(self) -> None:
+        trainer = self.trainer
+        if trainer.fit_loop.max_epochs == LIGHTNING_DEFAULT_MAX_EPOCHS and trainer.max_steps == -1:
+            # nobody chose a length: Lightning's 1000 epochs would take many hours on a CPU
+            logger.warning(
+                "%s: no --trainer.max_epochs given; training %d epochs (the configs/ default). "
+                "Pass --trainer.max_epochs to change it.",
+                type(self).__name__, self.default_max_epochs,
+            )
+            trainer.fit_loop.max_epochs = self.default_max_epochs
+        super().on_fit_start()
+
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "fit":
+            self.calibrate_on_training_images()
+        super().on_validation_start()
+
+    @torch.no_grad()
+    def calibrate_on_training_images(self) -> None:
+        """Fit the evidence scales on (up to ``calibration_max_images``) normal training images."""
+        loader = self.trainer.datamodule.train_dataloader()
+        was_training = self.model.training
+        self.model.eval()
+        evidence, seen = [], 0
+        for batch in loader:
+            images = batch.image.to(self.device)
+            if self.pre_processor is not None:
+                images = self.pre_processor.transform(images)
+            evidence.append(self.model.evidence(images))
+            seen += images.shape[0]
+            if seen >= self.calibration_max_images:
+                break
+        if not evidence:
+            msg = "cannot calibrate: the training dataloader gave no images (is train/good empty?)"
+            raise RuntimeError(msg)
+        self.model.scorer.calibration.fit(self.model.scorer.smooth(torch.cat(evidence)))
+        self.model.train(was_training)
+        logger.info("calibrated evidence scales on %d normal training images", seen)
+
+
+def check_finite(step: int, **losses: torch.Tensor) -> None:
+    """Raise a clear error naming the loss term that stopped being finite."""
+    for name, value in losses.items():
+        if not torch.isfinite(value).all():
+            msg = (
+                f"training diverged at step {step}: {name} is {value.item()}. "
+                "Checkpoints already written are kept; lower the learning rate or raise w_con and retry."
+            )
+            raise FloatingPointError(msg)
+
+
+def reinitialise_if_collapsed(discriminator: nn.Module, discriminator_loss: torch.Tensor, floor: float = 1e-5) -> bool:
+    """GANomaly's remedy when D wins outright (its loss near 0, no gradient left for G): start D afresh."""
+    if discriminator_loss.item() < floor:
+        discriminator.apply(init_dcgan_weights)
+        logger.info("discriminator loss %.2e < %.0e: discriminator re-initialised", discriminator_loss.item(), floor)
+        return True
+    return False
+
+
+def check_patch_fits(name: str, patch_size: int, image_size: tuple[int, int] | None) -> None:
+    """Fail at construction when the pre-processor's image size cannot hold the model's patches."""
+    if image_size is None:
+        return
+    height, width = image_size
+    if min(height, width) < 2 * patch_size:
+        msg = (
+            f"{name}: image_size {height}x{width} is too small for patch_size={patch_size}; "
+            f"each side must be at least {2 * patch_size} px"
+        )
+        raise ValueError(msg)

@@ -1,0 +1,153 @@
+"""GANomaly (Akcay et al. 2018) as an anomalib model, trained on patches of normal images.
+
+Differences from the paper and from anomalib's ``Ganomaly`` (measured effects in this folder's README):
+- works on ``patch_size`` patches tiled over the image, so it gives a pixel-level map and accepts any image
+  size the pre-processor gives (>= 2 patches a side);
+- the image score is the maximum of a calibrated anomaly map combining the residual |x - x_hat| and the
+  latent distance ||z - z_hat||^2; the scales come from normal training images, never from the test set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from anomalib import LearningType
+from anomalib.data import Batch
+from anomalib.metrics import AUPRO, AUROC, Evaluator, F1Score
+from anomalib.models.components import AnomalibModule
+from anomalib.post_processing import PostProcessor
+from anomalib.pre_processing import PreProcessor
+from anomalib.visualization import Visualizer
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import optim
+from torchvision.transforms.v2 import Resize
+
+from ganad_plugin.models.components.patches import random_patches
+from ganad_plugin.models.components.training import (
+    GanTrainingMixin,
+    check_finite,
+    check_patch_fits,
+    reinitialise_if_collapsed,
+)
+
+from .loss import DiscriminatorLoss, GeneratorLoss
+from .torch_model import GanomalyModel
+
+DEFAULT_IMAGE_SIZE = (256, 256)
+
+
+def default_evaluator() -> Evaluator:
+    """Image AUROC and F1, pixel AUROC, F1 and AUPRO."""
+    return Evaluator(
+        test_metrics=[
+            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+            F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
+            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            F1Score(fields=["pred_mask", "gt_mask"], prefix="pixel_", strict=False),
+            AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+        ],
+    )
+
+
+class GANomaly(GanTrainingMixin, AnomalibModule):
+    """Patch GANomaly.
+
+    Args:
+        patch_size: side of the square patches the GAN works on (power of two, >= 16).
+        n_features: channels of the first DCGAN stage (doubled per stage).
+        latent_dim: size of z.
+        patches_per_image: random patches drawn from each training image per step.
+        w_adv, w_con, w_enc: loss weights (paper: 1, 50, 1).
+        lr, beta1, beta2: Adam settings for G and D (paper: 2e-4, 0.5, 0.999).
+        smoothing_sigma_px: Gaussian smoothing of the evidence maps, in model-input pixels.
+    """
+
+    default_max_epochs = 30
+
+    def __init__(
+        self,
+        patch_size: int = 32,
+        n_features: int = 32,
+        latent_dim: int = 64,
+        patches_per_image: int = 32,
+        w_adv: float = 1.0,
+        w_con: float = 50.0,
+        w_enc: float = 1.0,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        smoothing_sigma_px: float = 4.0,
+        pre_processor: PreProcessor | bool = True,
+        post_processor: PostProcessor | bool = True,
+        evaluator: Evaluator | bool = True,
+        visualizer: Visualizer | bool = True,
+    ) -> None:
+        super().__init__(
+            pre_processor=pre_processor, post_processor=post_processor, evaluator=evaluator, visualizer=visualizer
+        )
+        check_patch_fits(type(self).__name__, patch_size, self.input_size)
+        self.patches_per_image = patches_per_image
+        self.lr, self.betas = lr, (beta1, beta2)
+        self.model = GanomalyModel(patch_size, n_features, latent_dim, smoothing_sigma_px)
+        self.generator_loss = GeneratorLoss(w_adv, w_con, w_enc)
+        self.discriminator_loss = DiscriminatorLoss()
+        self.automatic_optimization = False
+
+    @classmethod
+    def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
+        """Resize only: the networks take [0, 1] images and map them to tanh's [-1, 1] themselves."""
+        return PreProcessor(transform=Resize(image_size or DEFAULT_IMAGE_SIZE, antialias=True))
+
+    @staticmethod
+    def configure_evaluator() -> Evaluator:
+        return default_evaluator()
+
+    def configure_optimizers(self) -> list[optim.Optimizer]:
+        return [
+            optim.Adam(self.model.discriminator.parameters(), lr=self.lr, betas=self.betas),
+            optim.Adam(self.model.generator.parameters(), lr=self.lr, betas=self.betas),
+        ]
+
+    def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
+        del batch_idx
+        d_opt, g_opt = self.optimizers()
+        patches = self.model.to_tanh_range(random_patches(batch.image, self.model.patch_size, self.patches_per_image))
+        reconstructions, latent, latent_reconstructed = self.model(patches)
+
+        # generator: the discriminator's features on real and reconstructed patches should match
+        _, features_real = self.model.discriminator(patches)
+        _, features_fake = self.model.discriminator(reconstructions)
+        g_losses = self.generator_loss(
+            patches, reconstructions, latent, latent_reconstructed, features_real.detach(), features_fake
+        )
+        g_opt.zero_grad()
+        self.manual_backward(g_losses["total"])
+        g_opt.step()
+
+        logits_real, _ = self.model.discriminator(patches)
+        logits_fake, _ = self.model.discriminator(reconstructions.detach())
+        d_loss = self.discriminator_loss(logits_real, logits_fake)
+        d_opt.zero_grad()
+        self.manual_backward(d_loss)
+        d_opt.step()
+
+        check_finite(self.global_step, generator_loss=g_losses["total"], discriminator_loss=d_loss)
+        reinitialise_if_collapsed(self.model.discriminator, d_loss)
+        self.log_dict(
+            {"generator_loss": g_losses["total"], "discriminator_loss": d_loss, "contextual_loss": g_losses["contextual"]},
+            on_step=False, on_epoch=True, prog_bar=True,
+        )
+        return {"loss": g_losses["total"].detach()}
+
+    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        del args, kwargs
+        return batch.update(**self.model(batch.image)._asdict())
+
+    @property
+    def trainer_arguments(self) -> dict[str, Any]:
+        return {"num_sanity_val_steps": 0}
+
+    @property
+    def learning_type(self) -> LearningType:
+        return LearningType.ONE_CLASS
