@@ -63,13 +63,13 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         smoothing_sigma_px: Gaussian smoothing of the evidence maps, in model-input pixels.
     """
 
-    default_max_epochs = 30
+    default_max_epochs = 25
 
     def __init__(
         self,
         patch_size: int = 32,
         n_features: int = 32,
-        latent_dim: int = 64,
+        latent_dim: int = 128,
         patches_per_image: int = 32,
         w_adv: float = 1.0,
         w_con: float = 50.0,
@@ -77,7 +77,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         lr: float = 2e-4,
         beta1: float = 0.5,
         beta2: float = 0.999,
-        smoothing_sigma_px: float = 4.0,
+        smoothing_sigma_px: float = 3.0,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -113,7 +113,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         del batch_idx
         d_opt, g_opt = self.optimizers()
         patches = self.model.to_tanh_range(random_patches(batch.image, self.model.patch_size, self.patches_per_image))
-        reconstructions, latent, latent_reconstructed = self.model(patches)
+        reconstructions, latent, latent_reconstructed = self.model.generator(patches)
 
         # generator: the discriminator's features on real and reconstructed patches should match
         _, features_real = self.model.discriminator(patches)

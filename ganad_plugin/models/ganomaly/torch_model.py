@@ -33,8 +33,10 @@ class GanomalyGenerator(nn.Module):
 
 
 class GanomalyModel(nn.Module):
-    """Training: ``forward`` on patches returns the generator's outputs. Eval: images [B, 3, H, W] in [0, 1]
-    -> ``InferenceBatch(pred_score [B], anomaly_map [B, 1, H, W])``."""
+    """Images [B, 3, H, W] in [0, 1] -> ``InferenceBatch(pred_score [B], anomaly_map [B, 1, H, W])``.
+
+    Training works on random patches through ``generator`` and ``discriminator`` directly.
+    """
 
     def __init__(
         self,
@@ -67,8 +69,6 @@ class GanomalyModel(nn.Module):
         latent_map = self.grid.merge(per_patch_to_map(latent_distance, self.patch_size), (height, width))
         return torch.cat([residual, latent_map], dim=1)
 
-    def forward(self, images: torch.Tensor) -> InferenceBatch | tuple[torch.Tensor, ...]:
-        if self.training:
-            return self.generator(images)
+    def forward(self, images: torch.Tensor) -> InferenceBatch:
         pred_score, anomaly_map = self.scorer(self.evidence(images))
         return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map)

@@ -1,0 +1,53 @@
+"""Shared fixtures: small generated MVTec-style data, and one short CLI-trained and exported GANomaly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GANAD = [sys.executable, "-m", "ganad_plugin.cli"]
+
+
+def run_cli(args: list[str], cwd: Path, log: Path) -> None:
+    """Run a CLI command; on failure, fail the test with the tail of its output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w", encoding="utf-8") as handle:
+        result = subprocess.run(args, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, args))} exited {result.returncode}:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both sample categories at a few images per split (same generator as sample_data/)."""
+    from ganad_plugin.sample_data import SplitSizes, generate_category
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    for category in ("weave", "flange"):
+        generate_category(root, category, SplitSizes(train_good=8, test_good=3, test_per_defect=2))
+    return root
+
+
+@pytest.fixture(scope="session")
+def exported_ganomaly(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """GANomaly trained one epoch through the ``ganad`` CLI, then exported with ``anomalib export``."""
+    work = tmp_path_factory.mktemp("ganomaly_cli")
+    run_cli(
+        [*GANAD, "train", "--model", "GANomaly", "--data", "anomalib.data.MVTecAD", "--data.root", str(tiny_dataset),
+         "--data.category", "weave", "--data.num_workers", "0", "--trainer.max_epochs", "1",
+         "--default_root_dir", str(work / "train")],
+        cwd=REPO, log=work / "train.log",
+    )
+    checkpoint = next((work / "train").rglob("*.ckpt"))
+    anomalib = Path(sys.executable).parent / "anomalib"
+    run_cli(
+        [str(anomalib), "export", "--model", "ganad_plugin.models.GANomaly", "--export_type", "openvino",
+         "--ckpt_path", str(checkpoint), "--default_root_dir", str(work / "export")],
+        cwd=REPO, log=work / "export.log",
+    )
+    return {"checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}

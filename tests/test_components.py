@@ -1,0 +1,70 @@
+"""Shared DCGAN blocks, patch tiling and scoring."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder
+from ganad_plugin.models.components.patches import PatchGrid, random_patches
+from ganad_plugin.models.components.scoring import AnomalyScorer, GaussianSmoothing
+
+
+@pytest.mark.parametrize("patch_size", [16, 32, 64])
+def test_dcgan_blocks_map_patches_to_latents_and_back(patch_size: int) -> None:
+    patches = torch.rand(5, 3, patch_size, patch_size) * 2 - 1
+    latent = DcganEncoder(patch_size, 3, 8, 20)(patches)
+    assert latent.shape == (5, 20, 1, 1)
+    reconstruction = DcganDecoder(patch_size, 3, 8, 20)(latent)
+    assert reconstruction.shape == patches.shape and reconstruction.abs().max() <= 1
+    logits, features = DcganDiscriminator(patch_size, 3, 8, spectral_norm=True)(patches)
+    assert logits.shape == (5,) and features.shape[-2:] == (4, 4)
+
+
+def test_patch_size_that_is_not_a_power_of_two_is_refused() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        DcganEncoder(24, 3, 8, 16)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (100, 77), (256, 256), (200, 320), (512, 384)])
+def test_patch_grid_merge_inverts_split_for_any_size(size: tuple[int, int]) -> None:
+    grid = PatchGrid(32)
+    images = torch.rand(2, 1, *size)
+    patches = grid.split(images)
+    assert patches.shape == (2 * grid.patches_per_image(*size), 1, 32, 32)
+    torch.testing.assert_close(grid.merge(patches, size), images)
+
+
+def test_patch_grid_rejects_images_smaller_than_two_patches() -> None:
+    with pytest.raises(ValueError, match="too small for patch_size=32"):
+        PatchGrid(32).split(torch.rand(1, 3, 63, 200))
+
+
+def test_random_patches_are_crops_of_their_image() -> None:
+    images = torch.arange(2 * 1 * 40 * 50, dtype=torch.float32).reshape(2, 1, 40, 50)
+    crops = random_patches(images, 16, per_image=3)
+    assert crops.shape == (6, 1, 16, 16)
+    for index, crop in enumerate(crops):
+        source = images[index // 3, 0]
+        top, left = divmod(int((crop[0, 0, 0] - source[0, 0]).item()), 50)
+        torch.testing.assert_close(crop[0], source[top : top + 16, left : left + 16])
+
+
+def test_smoothing_keeps_size_and_mean_of_a_constant_map() -> None:
+    maps = torch.full((2, 3, 70, 90), 0.7)
+    smoothed = GaussianSmoothing(3.0)(maps)
+    assert smoothed.shape == maps.shape
+    torch.testing.assert_close(smoothed, maps)
+
+
+def test_scorer_standardises_against_normal_evidence_and_scores_the_peak() -> None:
+    scorer = AnomalyScorer(signed=(True, False), smoothing_sigma_px=1.0)
+    normal = torch.randn(4, 2, 64, 64) * 0.1 + torch.tensor([0.0, 2.0])[None, :, None, None]
+    scorer.calibration.fit(scorer.smooth(normal))
+    test = normal[:2].clone()
+    test[1, :, 20:30, 20:30] += 3.0  # a strong local deviation in both evidence maps
+    scores, maps = scorer(test)
+    assert maps.shape == (2, 1, 64, 64)
+    assert scores[1] > scores[0] + 5
+    peak_row, peak_col = divmod(int(maps[1, 0].argmax()), 64)
+    assert 20 <= peak_row < 30 and 20 <= peak_col < 30

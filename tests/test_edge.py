@@ -1,0 +1,93 @@
+"""The torch-free edge runtime and ``ganad infer``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ganad_plugin.edge import EdgeInferencer, InputError, ModelFormatError
+
+BLOCK_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'anomalib', 'lightning', 'torchvision'):
+            raise ImportError(f'blocked import of {name}')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_ganad_infer_runs_with_torch_and_anomalib_unimportable(exported_ganomaly, tiny_dataset, tmp_path) -> None:
+    code = BLOCK_TORCH + (
+        "from ganad_plugin.cli import main\n"
+        f"sys.exit(main(['infer', '--model', r'{exported_ganomaly['xml']}', '--input', r'{tiny_dataset / 'weave' / 'test'}',"
+        f" '--output', r'{tmp_path}']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 + 3 * 2
+    for line in lines:
+        assert {"path", "score", "label", "threshold", "regions"} <= set(line)
+        for region in line["regions"]:
+            x, y, w, h = region["bbox"]
+            assert 0 <= x < 256 and 0 <= y < 256 and w > 0 and h > 0 and region["area"] > 0
+    assert len(list((tmp_path / "overlays").rglob("*.png"))) == len(lines)
+
+
+def test_maps_and_regions_are_in_input_image_pixels(exported_ganomaly, tiny_dataset) -> None:
+    inferencer = EdgeInferencer(exported_ganomaly["xml"], threshold=0.0)  # everything above 0 is "defect"
+    image = cv2.resize(cv2.imread(str(next((tiny_dataset / "flange" / "test" / "scratch").glob("*.png")))), (400, 300))
+    result = inferencer.predict_array(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    assert result.anomaly_map.shape == (300, 400) and result.mask.shape == (300, 400)
+    assert result.label and result.regions
+    assert all(r["bbox"][0] + r["bbox"][2] <= 400 and r["bbox"][1] + r["bbox"][3] <= 300 for r in result.regions)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_grey_and_rgba_images_are_accepted(exported_ganomaly, tmp_path, channels) -> None:
+    image = np.random.default_rng(0).integers(0, 255, (128, 160, channels), dtype=np.uint8)
+    path = tmp_path / "odd.png"
+    cv2.imwrite(str(path), image if channels == 4 else image[..., 0])
+    result = EdgeInferencer(exported_ganomaly["xml"]).predict_file(path)
+    assert result.anomaly_map.shape == (128, 160) and np.isfinite(result.score)
+
+
+def test_bad_inputs_name_the_file_and_the_run_goes_on(exported_ganomaly, tiny_dataset, tmp_path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = next((tiny_dataset / "weave" / "test" / "good").glob("*.png"))
+    (folder / "a_good.png").write_bytes(good.read_bytes())
+    (folder / "b_corrupt.png").write_bytes(b"\x89PNG not really")
+    (folder / "c_empty.jpg").write_bytes(b"")
+    inferencer = EdgeInferencer(exported_ganomaly["xml"])
+    with pytest.raises(InputError, match="b_corrupt.png"):
+        inferencer.predict_file(folder / "b_corrupt.png")
+    with pytest.raises(InputError, match="no such file"):
+        inferencer.predict_file(folder / "missing.png")
+    with pytest.raises(InputError, match="unsupported extension"):
+        (tmp_path / "notes.txt").write_text("x")
+        inferencer.predict_file(tmp_path / "notes.txt")
+    out = tmp_path / "out"
+    from ganad_plugin.cli import main
+
+    assert main(["infer", "--model", str(exported_ganomaly["xml"]), "--input", str(folder), "--output", str(out)]) == 0
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [("error" in line) for line in lines] == [False, True, True]
+    assert "b_corrupt.png" in lines[1]["error"] and "empty" in lines[2]["error"]
+
+
+def test_an_ir_that_is_not_ours_is_refused_by_name(tmp_path: Path) -> None:
+    import openvino as ov
+
+    parameter = ov.opset13.parameter([1, 3, 8, 8], np.float32, name="x")
+    model = ov.Model([ov.opset13.relu(parameter)], [parameter], "other")
+    ov.save_model(model, tmp_path / "other.xml")
+    with pytest.raises(ModelFormatError, match="other.xml: not a ganad-plugin/anomalib export"):
+        EdgeInferencer(tmp_path / "other.xml")
