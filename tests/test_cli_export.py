@@ -31,7 +31,9 @@ def test_ir_matches_torch_model_within_1e_3(exported_ganomaly: dict[str, Path], 
         actual = compiled(image)
         np.testing.assert_allclose(actual[compiled.output("pred_score")], expected.pred_score.numpy(), atol=1e-3)
         np.testing.assert_allclose(actual[compiled.output("anomaly_map")], expected.anomaly_map.numpy(), atol=1e-3)
-        assert bool(actual[compiled.output("pred_label")][0]) == bool(expected.pred_label[0])
+        # labels must agree unless the score sits within the tolerance of the normalised threshold (0.5)
+        if abs(float(expected.pred_score[0]) - 0.5) > 1e-3:
+            assert bool(actual[compiled.output("pred_label")][0]) == bool(expected.pred_label[0])
 
 
 def test_threshold_and_normalisation_come_from_validation_and_are_in_the_checkpoint(exported_ganomaly) -> None:
