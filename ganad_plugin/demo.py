@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from ganad_plugin.edge import EdgeInferencer
-from ganad_plugin.edge.images import list_images
-from ganad_plugin.edge.regions import overlay
+from ganad_plugin.edge.images import list_images, read_rgb
+from ganad_plugin.edge.regions import save_overlay
 
 MODEL_CLASSES = {"ganomaly": "GANomaly", "egbad": "EGBAD", "anogan": "AnoGAN"}
 
@@ -106,16 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     overlays = run_dir / "overlays"
     with open(run_dir / "results.jsonl", "w", encoding="utf-8") as results:
         for path in files:
-            result = inferencer.predict_file(path)
+            image = read_rgb(path)
+            result = inferencer.predict_array(image, str(path))
             results.write(json.dumps(result.to_json()) + "\n")
             scores.append(result.score)
             labels.append(path.parent.name != "good")
             pixel_scores.append(result.anomaly_map.ravel())
             pixel_labels.append(ground_truth_mask(path, category_root, result.anomaly_map.shape).ravel())
-            target = overlays / path.parent.name / f"{path.stem}.png"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            cv2.imwrite(str(target), overlay(image, result.anomaly_map, result.mask, result.score, result.label))
+            save_overlay(overlays / path.parent.name / f"{path.stem}.png", image, result)
     timings[f"edge inference ({len(files)} images)"] = time.perf_counter() - start
 
     image_auroc = auroc(np.array(scores), np.array(labels))

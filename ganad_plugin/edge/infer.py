@@ -8,10 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-
-from .images import InputError, list_images
-from .regions import overlay
+from .images import InputError, list_images, read_rgb
+from .regions import save_overlay
 from .runtime import EdgeInferencer, ModelFormatError
 
 
@@ -42,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     with open(args.output / "results.jsonl", "a", encoding="utf-8") as results:
         for index, path in enumerate(files, 1):
             try:
-                result = inferencer.predict_file(path)
+                image = read_rgb(path)
+                result = inferencer.predict_array(image, str(path))
             except InputError as error:
                 counts["errors"] += 1
                 print(f"\nskipped: {error}", file=sys.stderr)
@@ -54,10 +53,7 @@ def run(args: argparse.Namespace) -> int:
             results.flush()
             if not args.no_overlays:
                 relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-                target = overlays / relative.with_suffix(".png")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-                cv2.imwrite(str(target), overlay(image, result.anomaly_map, result.mask, result.score, result.label))
+                save_overlay(overlays / relative.with_suffix(".png"), image, result)
             print(f"\r[{index}/{len(files)}] {path.name}: {'NG' if result.label else 'OK'} {result.score:.3f}", end="", file=sys.stderr)
     elapsed = time.perf_counter() - start
     rate = counts["images"] / elapsed if elapsed > 0 else 0.0

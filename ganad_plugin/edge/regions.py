@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from .runtime import ImageResult
 
 
 def find_regions(mask: np.ndarray, anomaly_map: np.ndarray, min_area_px: int = 16) -> list[dict]:
@@ -37,3 +43,12 @@ def overlay(image_rgb: np.ndarray, anomaly_map: np.ndarray, mask: np.ndarray, sc
     scale = max(0.4, image_rgb.shape[1] / 600)
     cv2.putText(blended, f"{verdict} {score:.2f}", (5, int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2)
     return np.hstack([bgr, blended])
+
+
+def save_overlay(target: Path, image_rgb: np.ndarray, result: ImageResult) -> None:
+    """Write ``overlay`` of ``result`` on ``image_rgb`` to ``target`` (PNG), creating its folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    picture = overlay(image_rgb, result.anomaly_map, result.mask, result.score, result.label)
+    if not cv2.imwrite(str(target), picture):
+        msg = f"could not write overlay {target}"
+        raise OSError(msg)

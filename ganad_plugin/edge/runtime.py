@@ -111,9 +111,7 @@ class EdgeInferencer:
             raise InputError(msg)
         outputs = self.compiled(self._tensor(image_rgb))
         score = float(np.asarray(outputs[self.compiled.output("pred_score")]).reshape(-1)[0])
-        small_map = np.asarray(outputs[self.compiled.output("anomaly_map")]).reshape(
-            outputs[self.compiled.output("anomaly_map")].shape[-2:]
-        )
+        small_map = np.asarray(outputs[self.compiled.output("anomaly_map")])[0, 0]
         height, width = image_rgb.shape[:2]
         anomaly_map = cv2.resize(small_map.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
         mask = anomaly_map > self.threshold

@@ -62,7 +62,7 @@ class PatchGrid:
         for top, left in self._offsets():
             rows, cols = (padded_h - top) // p, (padded_w - left) // p
             count = rows * cols
-            batch = patch_maps.shape[0] // self._patches_per_image(height, width)
+            batch = patch_maps.shape[0] // self.patches_per_image(height, width)
             group = patch_maps[start : start + batch * count]
             start += batch * count
             canvas = self._from_patches(group, batch, rows, cols)
@@ -72,9 +72,6 @@ class PatchGrid:
         return total[:, :, h : h + height, h : h + width] / 4
 
     def patches_per_image(self, height: int, width: int) -> int:
-        return self._patches_per_image(height, width)
-
-    def _patches_per_image(self, height: int, width: int) -> int:
         padded_h, padded_w = self._padded_size(height), self._padded_size(width)
         return sum(((padded_h - t) // self.patch_size) * ((padded_w - l) // self.patch_size) for t, l in self._offsets())
 

@@ -136,7 +136,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         reinitialise_if_collapsed(self.model.discriminator, d_loss)
         self.log_dict(
             {"generator_loss": g_losses["total"], "discriminator_loss": d_loss, "contextual_loss": g_losses["contextual"]},
-            on_step=False, on_epoch=True, prog_bar=True,
+            on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0],
         )
         return {"loss": g_losses["total"].detach()}
 
