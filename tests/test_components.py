@@ -68,3 +68,17 @@ def test_scorer_standardises_against_normal_evidence_and_scores_the_peak() -> No
     assert scores[1] > scores[0] + 5
     peak_row, peak_col = divmod(int(maps[1, 0].argmax()), 64)
     assert 20 <= peak_row < 30 and 20 <= peak_col < 30
+
+
+def test_corruption_changes_only_the_chosen_share_of_patches_and_stays_in_range() -> None:
+    from ganad_plugin.models.components.corruption import corrupt_patches
+
+    torch.manual_seed(0)
+    patches = torch.rand(400, 3, 32, 32) * 2 - 1
+    assert corrupt_patches(patches, 0.0) is patches
+    corrupted = corrupt_patches(patches, 0.5)
+    changed = (corrupted != patches).flatten(1).any(dim=1).float().mean().item()
+    assert 0.35 < changed < 0.65
+    assert corrupted.min() >= -1 and corrupted.max() <= 1
+    touched = (corrupted != patches).any(dim=1).flatten(1).float().mean(dim=1)
+    assert touched.max() < 0.5, "a blemish should cover part of a patch, not all of it"

@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 from torchvision.transforms.v2 import Resize
 
+from ganad_plugin.models.components.corruption import corrupt_patches
 from ganad_plugin.models.components.patches import random_patches
 from ganad_plugin.models.components.training import (
     GanTrainingMixin,
@@ -61,6 +62,8 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         w_adv, w_con, w_enc: loss weights (paper: 1, 50, 1).
         lr, beta1, beta2: Adam settings for G and D (paper: 2e-4, 0.5, 0.999).
         smoothing_sigma_px: Gaussian smoothing of the evidence maps, in model-input pixels.
+        corruption_probability: share of training patches given a synthetic blemish that G must remove
+            (0 = the paper's plain reconstruction).
     """
 
     default_max_epochs = 25
@@ -78,6 +81,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         beta1: float = 0.5,
         beta2: float = 0.999,
         smoothing_sigma_px: float = 3.0,
+        corruption_probability: float = 0.0,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -88,6 +92,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         )
         check_patch_fits(type(self).__name__, patch_size, self.input_size)
         self.patches_per_image = patches_per_image
+        self.corruption_probability = corruption_probability
         self.lr, self.betas = lr, (beta1, beta2)
         self.model = GanomalyModel(patch_size, n_features, latent_dim, smoothing_sigma_px)
         self.generator_loss = GeneratorLoss(w_adv, w_con, w_enc)
@@ -113,7 +118,8 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         del batch_idx
         d_opt, g_opt = self.optimizers()
         patches = self.model.to_tanh_range(random_patches(batch.image, self.model.patch_size, self.patches_per_image))
-        reconstructions, latent, latent_reconstructed = self.model.generator(patches)
+        inputs = corrupt_patches(patches, self.corruption_probability)
+        reconstructions, latent, latent_reconstructed = self.model.generator(inputs)
 
         # generator: the discriminator's features on real and reconstructed patches should match
         _, features_real = self.model.discriminator(patches)
