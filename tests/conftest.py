@@ -1,4 +1,4 @@
-"""Shared fixtures: small generated MVTec-style data, and one short CLI-trained and exported GANomaly."""
+"""Shared fixtures: small generated MVTec-style data, and each model trained briefly by the CLI and exported."""
 
 from __future__ import annotations
 
@@ -33,12 +33,14 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def exported_ganomaly(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """GANomaly trained one epoch through the ``ganad`` CLI, then exported with ``anomalib export``."""
-    work = tmp_path_factory.mktemp("ganomaly_cli")
+MODELS = ("GANomaly", "EGBAD", "AnoGAN")
+_exported: dict[str, dict[str, Path]] = {}
+
+
+def train_and_export(name: str, data_root: Path, work: Path) -> dict[str, Path]:
+    """Train ``name`` one epoch through the ``ganad`` CLI on the tiny weave, then ``anomalib export`` it."""
     run_cli(
-        [*GANAD, "train", "--model", "GANomaly", "--data", "anomalib.data.MVTecAD", "--data.root", str(tiny_dataset),
+        [*GANAD, "train", "--model", name, "--data", "anomalib.data.MVTecAD", "--data.root", str(data_root),
          "--data.category", "weave", "--data.num_workers", "0", "--trainer.max_epochs", "1",
          "--default_root_dir", str(work / "train")],
         cwd=REPO, log=work / "train.log",
@@ -46,8 +48,25 @@ def exported_ganomaly(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFacto
     checkpoint = next((work / "train").rglob("*.ckpt"))
     anomalib = Path(sys.executable).parent / "anomalib"
     run_cli(
-        [str(anomalib), "export", "--model", "ganad_plugin.models.GANomaly", "--export_type", "openvino",
+        [str(anomalib), "export", "--model", f"ganad_plugin.models.{name}", "--export_type", "openvino",
          "--ckpt_path", str(checkpoint), "--default_root_dir", str(work / "export")],
         cwd=REPO, log=work / "export.log",
     )
-    return {"checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}
+    return {"name": name, "checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}
+
+
+@pytest.fixture(scope="session", params=MODELS)
+def exported_model(request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Each model trained one epoch with the CLI and exported to OpenVINO (once per session)."""
+    name = request.param
+    if name not in _exported:
+        _exported[name] = train_and_export(name, tiny_dataset, tmp_path_factory.mktemp(f"{name.lower()}_cli"))
+    return _exported[name]
+
+
+@pytest.fixture(scope="session")
+def exported_ganomaly(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """GANomaly trained one epoch through the ``ganad`` CLI, then exported with ``anomalib export``."""
+    if "GANomaly" not in _exported:
+        _exported["GANomaly"] = train_and_export("GANomaly", tiny_dataset, tmp_path_factory.mktemp("ganomaly_cli"))
+    return _exported["GANomaly"]

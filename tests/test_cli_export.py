@@ -1,4 +1,4 @@
-"""The DESIGN.md command lines for GANomaly, and the exported IR against the torch model."""
+"""The DESIGN.md command lines for each model, and the exported IR against the torch model."""
 
 from __future__ import annotations
 
@@ -7,23 +7,29 @@ from pathlib import Path
 
 import numpy as np
 import openvino as ov
+import pytest
 import torch
 
+import ganad_plugin.models
 from ganad_plugin.edge.images import list_images, read_rgb
-from ganad_plugin.models import GANomaly
 
-from .conftest import GANAD, REPO, run_cli
+from .conftest import GANAD, MODELS, REPO, run_cli
 
 
-def test_exported_ir_has_the_four_outputs(exported_ganomaly: dict[str, Path]) -> None:
-    model = ov.Core().read_model(exported_ganomaly["xml"])
+def load_trained(exported: dict[str, Path]):
+    model_class = getattr(ganad_plugin.models, exported["name"])
+    return model_class.load_from_checkpoint(exported["checkpoint"]).eval()
+
+
+def test_exported_ir_has_the_four_outputs(exported_model: dict[str, Path]) -> None:
+    model = ov.Core().read_model(exported_model["xml"])
     names = {name for output in model.outputs for name in output.get_names()}
     assert {"pred_score", "pred_label", "anomaly_map", "pred_mask"} <= names
 
 
-def test_ir_matches_torch_model_within_1e_3(exported_ganomaly: dict[str, Path], tiny_dataset: Path) -> None:
-    model = GANomaly.load_from_checkpoint(exported_ganomaly["checkpoint"]).eval()
-    compiled = ov.Core().compile_model(exported_ganomaly["xml"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+def test_ir_matches_torch_model_within_1e_3(exported_model: dict[str, Path], tiny_dataset: Path) -> None:
+    model = load_trained(exported_model)
+    compiled = ov.Core().compile_model(exported_model["xml"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     for path in list_images(tiny_dataset / "weave" / "test")[:4]:
         image = (read_rgb(path).astype(np.float32) / 255).transpose(2, 0, 1)[None]
         with torch.no_grad():
@@ -36,16 +42,17 @@ def test_ir_matches_torch_model_within_1e_3(exported_ganomaly: dict[str, Path], 
             assert bool(actual[compiled.output("pred_label")][0]) == bool(expected.pred_label[0])
 
 
-def test_threshold_and_normalisation_come_from_validation_and_are_in_the_checkpoint(exported_ganomaly) -> None:
-    model = GANomaly.load_from_checkpoint(exported_ganomaly["checkpoint"])
+def test_threshold_and_normalisation_come_from_validation_and_are_in_the_checkpoint(exported_model) -> None:
+    model = load_trained(exported_model)
     assert torch.isfinite(model.post_processor.image_threshold)
     assert torch.isfinite(model.post_processor.pixel_threshold)
     assert bool(model.model.scorer.calibration.calibrated)
 
 
-def test_config_train_then_test_and_predict_from_checkpoint(tiny_dataset: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", MODELS)
+def test_config_train_then_test_and_predict_from_checkpoint(name: str, tiny_dataset: Path, tmp_path: Path) -> None:
     anomalib = str(Path(sys.executable).parent / "anomalib")
-    config = REPO / "configs" / "ganomaly.yaml"
+    config = REPO / "configs" / f"{name.lower()}.yaml"
     run_cli([anomalib, "train", "--config", str(config), "--data.root", str(tiny_dataset), "--data.category", "flange",
              "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1", "--default_root_dir", str(tmp_path)],
             cwd=REPO, log=tmp_path / "train.log")
@@ -57,7 +64,8 @@ def test_config_train_then_test_and_predict_from_checkpoint(tiny_dataset: Path, 
     assert "image_AUROC" in (tmp_path / "test.log").read_text()
 
 
-def test_ganad_short_name_resolves_to_the_plugin(tiny_dataset: Path, tmp_path: Path) -> None:
-    run_cli([*GANAD, "train", "--model", "GANomaly", "--data", "anomalib.data.MVTecAD", "--data.root",
+@pytest.mark.parametrize("name", MODELS)
+def test_ganad_short_name_resolves_to_the_plugin(name: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    run_cli([*GANAD, "train", "--model", name, "--data", "anomalib.data.MVTecAD", "--data.root",
              str(tiny_dataset), "--data.category", "weave", "--print_config"], cwd=REPO, log=tmp_path / "pc.log")
-    assert "class_path: ganad_plugin.models.GANomaly" in (tmp_path / "pc.log").read_text()
+    assert f"class_path: ganad_plugin.models.{name}" in (tmp_path / "pc.log").read_text()

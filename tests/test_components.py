@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder
+from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder, WeightAverage
 from ganad_plugin.models.components.patches import PatchGrid, random_patches
-from ganad_plugin.models.components.scoring import AnomalyScorer, GaussianSmoothing
+from ganad_plugin.models.components.scoring import AnomalyScorer, EvidenceCalibration, GaussianSmoothing
 
 
 @pytest.mark.parametrize("patch_size", [16, 32, 64])
@@ -82,3 +82,34 @@ def test_corruption_changes_only_the_chosen_share_of_patches_and_stays_in_range(
     assert corrupted.min() >= -1 and corrupted.max() <= 1
     touched = (corrupted != patches).any(dim=1).flatten(1).float().mean(dim=1)
     assert touched.max() < 0.5, "a blemish should cover part of a patch, not all of it"
+
+
+def test_background_subtraction_ignores_a_uniform_offset_but_keeps_a_local_defect() -> None:
+    scorer = AnomalyScorer(signed=(True,), smoothing_sigma_px=1.0, background_sigma_px=8.0)
+    offset = torch.full((1, 1, 96, 96), 0.5)
+    offset[:, :, 40:46, 40:46] += 1.0
+    magnitude = scorer.smooth(offset)[0, 0]
+    assert magnitude[5:20, 5:20].max() < 1e-4  # the region-wide offset is gone
+    assert magnitude[43, 43] > 0.5  # the local deviation stays
+
+
+def test_evidence_weights_set_each_maps_share_of_the_combined_z_score() -> None:
+    calibration = EvidenceCalibration(2, weights=(0.9, 0.1))
+    evidence = torch.zeros(1, 2, 4, 4)
+    evidence[:, 1] = 10.0
+    torch.testing.assert_close(calibration(evidence), torch.full((1, 1, 4, 4), 1.0))
+    with pytest.raises(ValueError, match="evidence weights"):
+        EvidenceCalibration(2, weights=(1.0,))
+
+
+def test_weight_average_follows_the_live_module_at_its_decay() -> None:
+    live = torch.nn.Linear(3, 1)
+    average = WeightAverage(live, decay=0.75)
+    start = live.weight.detach().clone()
+    with torch.no_grad():
+        live.weight.add_(4.0)
+    average.update(live)
+    torch.testing.assert_close(average.average.weight, start + 1.0)
+    assert not average.average.weight.requires_grad
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(live, decay=1.0)

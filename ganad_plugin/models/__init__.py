@@ -6,8 +6,10 @@ see ``_registry`` for how each is picked.
 """
 
 from ._registry import prefer_exact_model_names
+from .anogan import AnoGAN
+from .egbad import EGBAD
 from .ganomaly import GANomaly
 
 prefer_exact_model_names()
 
-__all__ = ["GANomaly"]
+__all__ = ["AnoGAN", "EGBAD", "GANomaly"]

@@ -7,7 +7,9 @@ pixels (a power of two, at least 16); the models tile an image into such patches
 
 from __future__ import annotations
 
+import copy
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -123,3 +125,29 @@ def init_dcgan_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+class WeightAverage(nn.Module):
+    """Exponential moving average of a module's weights (and buffers), used in its place at test time.
+
+    ``decay`` close to 1 averages over about ``1 / (1 - decay)`` recent optimiser steps, smoothing out the
+    oscillation of adversarial training. ``decay = 0`` makes the average a plain copy of the live module.
+    """
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            msg = f"weight-average decay must be in [0, 1), got {decay}"
+            raise ValueError(msg)
+        self.decay = decay
+        self.average = copy.deepcopy(module).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        for averaged, live in zip(self.average.parameters(), module.parameters(), strict=True):
+            averaged.lerp_(live, 1.0 - self.decay)
+        for averaged, live in zip(self.average.buffers(), module.buffers(), strict=True):
+            averaged.copy_(live)
+
+    def forward(self, *args: Any) -> Any:
+        return self.average(*args)

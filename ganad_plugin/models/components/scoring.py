@@ -46,10 +46,18 @@ class GaussianSmoothing(nn.Module):
 
 
 class EvidenceCalibration(nn.Module):
-    """Per-evidence mean and standard deviation on normal images, for ``num_evidence`` evidence maps."""
+    """Per-evidence mean and standard deviation on normal images, for ``num_evidence`` evidence maps, and the
+    weights that combine the standardised maps (a weighted mean; equal weights by default)."""
 
-    def __init__(self, num_evidence: int) -> None:
+    def __init__(self, num_evidence: int, weights: tuple[float, ...] | None = None) -> None:
         super().__init__()
+        weights = weights or (1.0,) * num_evidence
+        if len(weights) != num_evidence or min(weights) < 0 or sum(weights) <= 0:
+            msg = f"evidence weights must be {num_evidence} non-negative numbers with a positive sum, got {weights}"
+            raise ValueError(msg)
+        total = sum(weights)
+        self.register_buffer("weights", torch.tensor([w / total for w in weights]), persistent=False)
+        self.weights: torch.Tensor
         self.register_buffer("mean", torch.zeros(num_evidence))
         self.register_buffer("std", torch.ones(num_evidence))
         self.register_buffer("calibrated", torch.tensor(False))
@@ -66,9 +74,9 @@ class EvidenceCalibration(nn.Module):
         self.calibrated.fill_(True)
 
     def forward(self, evidence: torch.Tensor) -> torch.Tensor:
-        """[B, E, H, W] -> mean z-score over the evidence maps [B, 1, H, W]."""
+        """[B, E, H, W] -> weighted mean z-score over the evidence maps [B, 1, H, W]."""
         standardised = (evidence - self.mean[None, :, None, None]) / self.std[None, :, None, None]
-        return standardised.mean(dim=1, keepdim=True)
+        return (standardised * self.weights[None, :, None, None]).sum(dim=1, keepdim=True)
 
 
 class AnomalyScorer(nn.Module):
@@ -77,21 +85,34 @@ class AnomalyScorer(nn.Module):
     Args:
         signed: one flag per evidence map: True where the map is signed (its magnitude is taken after
             smoothing), False where it is already a distance.
+        weights: relative weight of each evidence map in the combined z-score (default: equal).
         smoothing_sigma_px: Gaussian smoothing of each evidence map, in pixels of the model input; the
             residual of a GAN is noisy at single pixels while defects span several.
+        background_sigma_px: a signed map's local mean at this wider scale is subtracted before its
+            magnitude is taken (a difference of Gaussians), so that a reconstruction that is slightly too
+            bright or dark over a whole region does not read as a defect; 0 turns it off.
     """
 
-    def __init__(self, signed: tuple[bool, ...], smoothing_sigma_px: float = 4.0) -> None:
+    def __init__(
+        self,
+        signed: tuple[bool, ...],
+        weights: tuple[float, ...] | None = None,
+        smoothing_sigma_px: float = 4.0,
+        background_sigma_px: float = 0.0,
+    ) -> None:
         super().__init__()
         num_evidence = len(signed)
         self.blur = GaussianSmoothing(smoothing_sigma_px) if smoothing_sigma_px > 0 else nn.Identity()
+        self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
         self.register_buffer("signed", torch.tensor(signed)[None, :, None, None], persistent=False)
-        self.calibration = EvidenceCalibration(num_evidence)
+        self.calibration = EvidenceCalibration(num_evidence, weights)
         self.signed: torch.Tensor
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:
         """Smoothed evidence magnitudes [B, E, H, W]."""
         smoothed = self.blur(evidence)
+        if self.background is not None:
+            return torch.where(self.signed, (smoothed - self.background(evidence)).abs(), smoothed)
         return torch.where(self.signed, smoothed.abs(), smoothed)
 
     def forward(self, evidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,18 +1,40 @@
-"""Lightning-side behaviour the three GAN models share: a sensible epoch budget, calibrating the evidence
-scales on normal images before validation, and guards that stop a diverging run with a clear message."""
+"""Lightning-side behaviour the three GAN models share: pre-processing, evaluator, a sensible epoch budget,
+calibrating the evidence scales on normal images before validation, and guards that stop a diverging run
+with a clear message."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
+from anomalib import LearningType
+from anomalib.data import Batch
+from anomalib.metrics import AUPRO, AUROC, Evaluator, F1Score
+from anomalib.pre_processing import PreProcessor
+from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn
+from torchvision.transforms.v2 import Resize
 
 from .blocks import init_dcgan_weights
 
 logger = logging.getLogger(__name__)
 
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
+DEFAULT_IMAGE_SIZE = (256, 256)
+
+
+def default_evaluator() -> Evaluator:
+    """Image AUROC and F1, pixel AUROC, F1 and AUPRO."""
+    return Evaluator(
+        test_metrics=[
+            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+            F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
+            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            F1Score(fields=["pred_mask", "gt_mask"], prefix="pixel_", strict=False),
+            AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+        ],
+    )
 
 
 class GanTrainingMixin:
@@ -25,6 +47,28 @@ class GanTrainingMixin:
 
     default_max_epochs: int = 30
     calibration_max_images: int = 256
+
+    @classmethod
+    def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
+        """Resize only: the networks take [0, 1] images and map them to tanh's [-1, 1] themselves."""
+        return PreProcessor(transform=Resize(image_size or DEFAULT_IMAGE_SIZE, antialias=True))
+
+    @staticmethod
+    def configure_evaluator() -> Evaluator:
+        return default_evaluator()
+
+    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        del args, kwargs
+        return batch.update(**self.model(batch.image)._asdict())
+
+    @property
+    def trainer_arguments(self) -> dict[str, Any]:
+        # the evidence scales are calibrated before validation; a sanity check would run uncalibrated
+        return {"num_sanity_val_steps": 0}
+
+    @property
+    def learning_type(self) -> LearningType:
+        return LearningType.ONE_CLASS
 
     def on_fit_start(self) -> None:
         trainer = self.trainer
@@ -97,3 +141,4 @@ def check_patch_fits(name: str, patch_size: int, image_size: tuple[int, int] | N
             f"each side must be at least {2 * patch_size} px"
         )
         raise ValueError(msg)
+

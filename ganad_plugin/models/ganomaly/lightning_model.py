@@ -9,19 +9,15 @@ Differences from the paper and from anomalib's ``Ganomaly`` (measured effects in
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from anomalib import LearningType
 from anomalib.data import Batch
-from anomalib.metrics import AUPRO, AUROC, Evaluator, F1Score
+from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
-from torchvision.transforms.v2 import Resize
 
 from ganad_plugin.models.components.corruption import corrupt_patches
 from ganad_plugin.models.components.patches import random_patches
@@ -35,21 +31,6 @@ from ganad_plugin.models.components.training import (
 from .loss import DiscriminatorLoss, GeneratorLoss
 from .torch_model import GanomalyModel
 
-DEFAULT_IMAGE_SIZE = (256, 256)
-
-
-def default_evaluator() -> Evaluator:
-    """Image AUROC and F1, pixel AUROC, F1 and AUPRO."""
-    return Evaluator(
-        test_metrics=[
-            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
-            F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
-            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
-            F1Score(fields=["pred_mask", "gt_mask"], prefix="pixel_", strict=False),
-            AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
-        ],
-    )
-
 
 class GANomaly(GanTrainingMixin, AnomalibModule):
     """Patch GANomaly.
@@ -62,6 +43,8 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         w_adv, w_con, w_enc: loss weights (paper: 1, 50, 1).
         lr, beta1, beta2: Adam settings for G and D (paper: 2e-4, 0.5, 0.999).
         smoothing_sigma_px: Gaussian smoothing of the evidence maps, in model-input pixels.
+        background_sigma_px: scale of the residual's local mean that is subtracted before its magnitude is
+            taken (0: off); removes region-wide brightness offsets of the reconstruction.
         corruption_probability: share of training patches given a synthetic blemish that G must remove
             (0 = the paper's plain reconstruction).
     """
@@ -81,6 +64,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         beta1: float = 0.5,
         beta2: float = 0.999,
         smoothing_sigma_px: float = 3.0,
+        background_sigma_px: float = 16.0,
         corruption_probability: float = 0.0,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
@@ -94,19 +78,10 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         self.patches_per_image = patches_per_image
         self.corruption_probability = corruption_probability
         self.lr, self.betas = lr, (beta1, beta2)
-        self.model = GanomalyModel(patch_size, n_features, latent_dim, smoothing_sigma_px)
+        self.model = GanomalyModel(patch_size, n_features, latent_dim, smoothing_sigma_px, background_sigma_px)
         self.generator_loss = GeneratorLoss(w_adv, w_con, w_enc)
         self.discriminator_loss = DiscriminatorLoss()
         self.automatic_optimization = False
-
-    @classmethod
-    def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
-        """Resize only: the networks take [0, 1] images and map them to tanh's [-1, 1] themselves."""
-        return PreProcessor(transform=Resize(image_size or DEFAULT_IMAGE_SIZE, antialias=True))
-
-    @staticmethod
-    def configure_evaluator() -> Evaluator:
-        return default_evaluator()
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
         return [
@@ -145,15 +120,3 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
             on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0],
         )
         return {"loss": g_losses["total"].detach()}
-
-    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
-        del args, kwargs
-        return batch.update(**self.model(batch.image)._asdict())
-
-    @property
-    def trainer_arguments(self) -> dict[str, Any]:
-        return {"num_sanity_val_steps": 0}
-
-    @property
-    def learning_type(self) -> LearningType:
-        return LearningType.ONE_CLASS

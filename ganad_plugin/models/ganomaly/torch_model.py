@@ -42,8 +42,9 @@ class GanomalyModel(nn.Module):
         self,
         patch_size: int = 32,
         n_features: int = 32,
-        latent_dim: int = 64,
-        smoothing_sigma_px: float = 4.0,
+        latent_dim: int = 128,
+        smoothing_sigma_px: float = 3.0,
+        background_sigma_px: float = 16.0,
         channels: int = 3,
     ) -> None:
         super().__init__()
@@ -51,7 +52,9 @@ class GanomalyModel(nn.Module):
         self.grid = PatchGrid(patch_size)
         self.generator = GanomalyGenerator(patch_size, channels, n_features, latent_dim)
         self.discriminator = DcganDiscriminator(patch_size, channels, n_features)
-        self.scorer = AnomalyScorer(signed=(True, False), smoothing_sigma_px=smoothing_sigma_px)
+        self.scorer = AnomalyScorer(
+            signed=(True, False), smoothing_sigma_px=smoothing_sigma_px, background_sigma_px=background_sigma_px
+        )
         self.generator.apply(init_dcgan_weights)
         self.discriminator.apply(init_dcgan_weights)
 

@@ -1,0 +1,60 @@
+"""AnoGAN's losses (Schlegl et al. 2017) and f-AnoGAN's encoder loss (Schlegl et al. 2019), on image patches.
+
+DCGAN training: discriminator binary cross-entropy (real -> 1, G(z) -> 0); generator non-saturating (G(z) -> 1).
+Latent search (test time), per patch:
+    L(z) = (1 - lambda) * R(z) + lambda * D(z)
+    R(z) residual loss        = ||x - G(z)||_1
+    D(z) discrimination loss  = ||f_D(x) - f_D(G(z))||_1     (feature-matching variant, f_D: D's last features)
+Encoder training (izi_f, G and D frozen):
+    L_izi_f = ||x - G(E(x))||^2 / n_pixels + kappa * ||f_D(x) - f_D(G(E(x)))||^2 / n_features
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+
+def search_loss(
+    patches: torch.Tensor,
+    reconstructions: torch.Tensor,
+    features_real: torch.Tensor,
+    features_reconstructed: torch.Tensor,
+    residual_weight_lambda: float,
+) -> torch.Tensor:
+    """L(z) per patch [N]: (1 - lambda) * residual + lambda * discrimination loss, both as means."""
+    residual = (patches - reconstructions).abs().mean(dim=(1, 2, 3))
+    discrimination = (features_real - features_reconstructed).abs().mean(dim=(1, 2, 3))
+    return (1 - residual_weight_lambda) * residual + residual_weight_lambda * discrimination
+
+
+class DiscriminatorLoss(nn.Module):
+    def forward(self, logits_real: torch.Tensor, logits_generated: torch.Tensor) -> torch.Tensor:
+        real = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
+        generated = F.binary_cross_entropy_with_logits(logits_generated, torch.zeros_like(logits_generated))
+        return 0.5 * (real + generated)
+
+
+class GeneratorLoss(nn.Module):
+    def forward(self, logits_generated: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits_generated, torch.ones_like(logits_generated))
+
+
+class EncoderLoss(nn.Module):
+    """izi_f: image and discriminator-feature reconstruction through the frozen G, kappa weighting features."""
+
+    def __init__(self, kappa: float = 1.0) -> None:
+        super().__init__()
+        self.kappa = kappa
+
+    def forward(
+        self,
+        patches: torch.Tensor,
+        reconstructions: torch.Tensor,
+        features_real: torch.Tensor,
+        features_reconstructed: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        image = F.mse_loss(reconstructions, patches)
+        features = F.mse_loss(features_reconstructed, features_real)
+        return {"total": image + self.kappa * features, "image": image, "features": features}
