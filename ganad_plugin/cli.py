@@ -1,4 +1,5 @@
-"""``ganad``: anomalib's CLI with the plugin's models pre-loaded, plus the torch-free ``ganad infer``.
+"""``ganad``: anomalib's CLI with the plugin's models pre-loaded, plus the torch-free ``ganad infer`` and
+``ganad calibrate``.
 
 ``ganad train|test|predict|export|fit|validate ...`` takes exactly anomalib's arguments; because the plugin is
 imported first, ``--model GANomaly`` (or ``EGBAD``, ``AnoGAN``) names the plugin's classes. anomalib's own
@@ -29,13 +30,16 @@ def main(argv: list[str] | None = None) -> int:
         "arguments with the plugin loaded; 'infer' runs an exported model with OpenVINO only.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    from ganad_plugin.edge import infer
+    from ganad_plugin.edge import calibrate, infer
 
-    infer.add_arguments(sub.add_parser("infer", help="run an exported model.xml on images (no torch needed)"))
+    infer.add_arguments(sub.add_parser("infer", help="run an exported model.xml on images, videos or a camera "
+                                       "(no torch needed)"))
+    calibrate.add_arguments(sub.add_parser("calibrate", help="set thresholds from normal images at a false-alarm "
+                                           "rate (no torch needed)"))
     for name in sorted(ANOMALIB_SUBCOMMANDS):
         sub.add_parser(name, help=f"anomalib {name}, plugin models pre-loaded", add_help=False)
     args = parser.parse_args(argv)
-    return infer.run(args)
+    return calibrate.run(args) if args.command == "calibrate" else infer.run(args)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,9 @@ def test_bad_inputs_name_the_file_and_the_run_goes_on(exported_ganomaly, tiny_da
     from ganad_plugin.cli import main
 
     assert main(["infer", "--model", str(exported_ganomaly["xml"]), "--input", str(folder), "--output", str(out)]) == 0
-    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    # a bad file's line is written when it is read; good images' lines when their batch has run
+    lines = sorted((json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()),
+                   key=lambda line: line["path"])
     assert [("error" in line) for line in lines] == [False, True, True]
     assert "b_corrupt.png" in lines[1]["error"] and "empty" in lines[2]["error"]
 
@@ -91,3 +93,82 @@ def test_an_ir_that_is_not_ours_is_refused_by_name(tmp_path: Path) -> None:
     ov.save_model(model, tmp_path / "other.xml")
     with pytest.raises(ModelFormatError, match="other.xml: not a ganad-plugin/anomalib export"):
         EdgeInferencer(tmp_path / "other.xml")
+
+
+def _test_images(tiny_dataset: Path) -> list[np.ndarray]:
+    from ganad_plugin.edge.images import list_images, read_rgb
+
+    return [read_rgb(path) for path in list_images(tiny_dataset / "weave" / "test")]
+
+
+def test_a_batch_gives_the_same_results_as_one_image_at_a_time(exported_ganomaly, tiny_dataset) -> None:
+    inferencer = EdgeInferencer(exported_ganomaly["xml"], performance_hint="THROUGHPUT")
+    images = _test_images(tiny_dataset)[:5]
+    images[2] = cv2.resize(images[2], (200, 160))  # a different size runs in its own batch
+    batched = inferencer.predict_batch(images)
+    for image, result in zip(images, batched, strict=True):
+        alone = inferencer.predict_array(image)
+        assert result.anomaly_map.shape == image.shape[:2]
+        assert abs(result.score - alone.score) < 1e-5
+        np.testing.assert_allclose(result.anomaly_map, alone.anomaly_map, atol=1e-5)
+
+
+def test_calibration_flags_at_most_the_chosen_share_of_normal_images(exported_ganomaly, tiny_dataset, tmp_path) -> None:
+    import shutil
+
+    from ganad_plugin.edge.calibrate import calibrate
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(exported_ganomaly["xml"].parent, model_dir)
+    normal = tiny_dataset / "weave" / "train" / "good"
+    record = calibrate(model_dir / "model.xml", normal, false_alarm_rate=0.25)
+    stored = json.loads((model_dir / "thresholds.json").read_text())
+    assert stored["image_threshold"] == record["image_threshold"] and stored["normal_images"] == 8
+    inferencer = EdgeInferencer(model_dir / "model.xml")
+    assert inferencer.threshold == record["image_threshold"]
+    assert inferencer.pixel_threshold == record["pixel_threshold"]
+    from ganad_plugin.edge.images import list_images
+
+    results = [inferencer.predict_file(path) for path in list_images(normal)]
+    assert sum(r.label for r in results) <= 0.25 * len(results)
+    assert sum(bool(r.mask.any()) for r in results) <= 0.25 * len(results)
+    assert EdgeInferencer(model_dir / "model.xml", threshold=0.3).threshold == 0.3  # the command line wins
+    calibrate(model_dir / "model.xml", normal, false_alarm_rate=0.5)
+    assert (model_dir / "thresholds.previous.json").is_file()  # the earlier calibration is kept
+
+
+def test_a_video_file_is_inspected_frame_by_frame(exported_ganomaly, tiny_dataset, tmp_path) -> None:
+    from ganad_plugin.cli import main
+
+    clip = tmp_path / "line.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (256, 256))
+    for image in _test_images(tiny_dataset)[:4]:
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "out"
+    assert main(["infer", "--model", str(exported_ganomaly["xml"]), "--input", str(clip), "--output", str(out),
+                 "--overlays", "all"]) == 0
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [line["path"] for line in lines] == [f"line#{i:06d}" for i in range(4)]
+    assert len(list((out / "overlays" / "line").glob("frame_*.png"))) == 4
+
+
+def test_watch_mode_processes_new_files_once_and_skips_those_already_in_results(exported_ganomaly, tiny_dataset,
+                                                                                 tmp_path) -> None:
+    from ganad_plugin.edge.sources import watched_folder
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sources = sorted((tiny_dataset / "weave" / "test" / "good").glob("*.png"))
+    (inbox / "a.png").write_bytes(sources[0].read_bytes())
+    done = {str(inbox / "a.png")}  # as if a previous run had already written its result
+    arrivals = iter([sources[1], sources[2]])
+
+    def sleep_and_deliver(_: float) -> None:  # stands in for time passing while the line drops files
+        path = next(arrivals, None)
+        if path is not None:
+            (inbox / f"new_{path.name}").write_bytes(path.read_bytes())
+
+    frames = list(watched_folder(inbox, done, poll_interval_s=1.0, stop_after_idle_s=3.0, sleep=sleep_and_deliver))
+    assert sorted(Path(frame.name).name for frame in frames) == ["new_001.png", "new_002.png"]
+    assert all(frame.image is not None for frame in frames)

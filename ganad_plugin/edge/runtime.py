@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from .regions import find_regions
 REQUIRED_OUTPUTS = ("pred_score", "anomaly_map")
 # anomalib's PostProcessor normalises scores and maps so that the validation threshold lands at 0.5
 NORMALISED_THRESHOLD = 0.5
+# written by ``ganad calibrate`` beside model.xml: thresholds set from normal images at a false-alarm rate
+THRESHOLDS_FILE = "thresholds.json"
 
 __all__ = ["EdgeInferencer", "ImageResult", "InputError", "ModelFormatError"]
 
@@ -31,6 +35,7 @@ class ImageResult:
     score: float
     label: bool
     threshold: float
+    pixel_threshold: float
     anomaly_map: np.ndarray = field(repr=False)
     mask: np.ndarray = field(repr=False)
     regions: list[dict]
@@ -41,6 +46,7 @@ class ImageResult:
             "score": round(self.score, 6),
             "label": self.label,
             "threshold": self.threshold,
+            "pixel_threshold": self.pixel_threshold,
             "regions": self.regions,
         }
 
@@ -52,7 +58,9 @@ class EdgeInferencer:
         model_xml: path to ``model.xml`` (its ``.bin`` beside it).
         device: OpenVINO device name.
         performance_hint: ``"LATENCY"`` (one image at a time, a camera) or ``"THROUGHPUT"`` (folders).
-        threshold: override of the normalised threshold stored in the model (0.5 = the validation one).
+        threshold: normalised image and pixel threshold, overriding the stored ones. Without it: the
+            thresholds in ``thresholds.json`` beside the model (``ganad calibrate``) if there is one, else
+            0.5, which is anomalib's validation (F1-adaptive) threshold after normalisation.
         min_region_area_px: defect regions smaller than this are dropped as specks.
         precision: OpenVINO inference precision (``"f32"``; ``"bf16"`` or ``"f16"`` trade accuracy for speed).
     """
@@ -94,30 +102,75 @@ class EdgeInferencer:
         # f32 unless asked: on CPUs with bf16 units OpenVINO would otherwise round the maps to bf16
         config = {"PERFORMANCE_HINT": performance_hint, "INFERENCE_PRECISION_HINT": precision}
         self.compiled = core.compile_model(model, device, config)
-        self.threshold = NORMALISED_THRESHOLD if threshold is None else float(threshold)
+        self.threshold, self.pixel_threshold, self.threshold_source = self._thresholds(model_xml, threshold)
         self.min_region_area_px = min_region_area_px
         self.model_path = model_xml
 
-    def _tensor(self, image_rgb: np.ndarray) -> np.ndarray:
-        if self.fixed_size is not None and image_rgb.shape[:2] != self.fixed_size:
-            height, width = self.fixed_size
-            image_rgb = cv2.resize(image_rgb, (width, height), interpolation=cv2.INTER_AREA)
-        return (image_rgb.astype(np.float32) / 255).transpose(2, 0, 1)[None]
+    @staticmethod
+    def _thresholds(model_xml: Path, override: float | None) -> tuple[float, float, str]:
+        """(image threshold, pixel threshold, where they came from)."""
+        if override is not None:
+            return float(override), float(override), "command line"
+        sidecar = model_xml.parent / THRESHOLDS_FILE
+        if not sidecar.is_file():
+            return NORMALISED_THRESHOLD, NORMALISED_THRESHOLD, "validation (stored in the model)"
+        try:
+            stored = json.loads(sidecar.read_text(encoding="utf-8"))
+            return float(stored["image_threshold"]), float(stored["pixel_threshold"]), str(sidecar)
+        except (ValueError, KeyError, TypeError) as error:
+            msg = f"{sidecar}: unreadable thresholds ({error!r}); fix or delete it, or rerun 'ganad calibrate'"
+            raise ModelFormatError(msg) from error
 
-    def predict_array(self, image_rgb: np.ndarray, name: str = "image") -> ImageResult:
-        """RGB uint8 [H, W, 3] -> ``ImageResult`` (map, mask and regions in that image's pixels)."""
+    def _tensor(self, image_rgb: np.ndarray, name: str) -> np.ndarray:
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             msg = f"{name}: expected RGB uint8 [H, W, 3], got {image_rgb.dtype} {image_rgb.shape}"
             raise InputError(msg)
-        outputs = self.compiled(self._tensor(image_rgb))
-        score = float(np.asarray(outputs[self.compiled.output("pred_score")]).reshape(-1)[0])
-        small_map = np.asarray(outputs[self.compiled.output("anomaly_map")])[0, 0]
+        if self.fixed_size is not None and image_rgb.shape[:2] != self.fixed_size:
+            height, width = self.fixed_size
+            image_rgb = cv2.resize(image_rgb, (width, height), interpolation=cv2.INTER_AREA)
+        return (image_rgb.astype(np.float32) / 255).transpose(2, 0, 1)
+
+    def _result(self, name: str, image_rgb: np.ndarray, score: float, small_map: np.ndarray) -> ImageResult:
         height, width = image_rgb.shape[:2]
         anomaly_map = cv2.resize(small_map.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-        mask = anomaly_map > self.threshold
-        label = score > self.threshold
+        mask = anomaly_map > self.pixel_threshold
+        label = bool(score > self.threshold)
         regions = find_regions(mask, anomaly_map, self.min_region_area_px) if label else []
-        return ImageResult(name, score, bool(label), self.threshold, anomaly_map, mask, regions)
+        return ImageResult(name, score, label, self.threshold, self.pixel_threshold, anomaly_map, mask, regions)
+
+    def predict_batch(self, images_rgb: list[np.ndarray], names: list[str] | None = None) -> list[ImageResult]:
+        """RGB uint8 images [H, W, 3] -> one ``ImageResult`` each (maps, masks and regions in each image's pixels).
+
+        Images of one size run as one batch; other sizes run in batches of their own.
+        """
+        names = names or [f"image{index}" for index in range(len(images_rgb))]
+        tensors = [self._tensor(image, name) for image, name in zip(images_rgb, names, strict=True)]
+        results: list[ImageResult | None] = [None] * len(images_rgb)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for index, tensor in enumerate(tensors):
+            by_size.setdefault(tensor.shape, []).append(index)
+        for indices in by_size.values():
+            outputs = self.compiled(np.stack([tensors[i] for i in indices]))
+            scores = np.asarray(outputs[self.compiled.output("pred_score")]).reshape(-1)
+            maps = np.asarray(outputs[self.compiled.output("anomaly_map")])
+            for row, index in enumerate(indices):
+                results[index] = self._result(names[index], images_rgb[index], float(scores[row]), maps[row, 0])
+        return results  # type: ignore[return-value]
+
+    def predict_array(self, image_rgb: np.ndarray, name: str = "image") -> ImageResult:
+        """RGB uint8 [H, W, 3] -> ``ImageResult`` (map, mask and regions in that image's pixels)."""
+        return self.predict_batch([image_rgb], [name])[0]
 
     def predict_file(self, path: str | Path) -> ImageResult:
         return self.predict_array(read_rgb(path), str(path))
+
+    def predict_stream(self, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 1) -> Iterator[ImageResult]:
+        """(name, RGB image) pairs -> results in the same order, ``batch_size`` images per inference."""
+        batch: list[tuple[str, np.ndarray]] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                yield from self.predict_batch([image for _, image in batch], [name for name, _ in batch])
+                batch = []
+        if batch:
+            yield from self.predict_batch([image for _, image in batch], [name for name, _ in batch])
