@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from ganad_plugin.demo import auroc
+from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.edge.images import list_images, read_rgb
 from ganad_plugin.models import AnoGAN
 

@@ -18,27 +18,10 @@ import numpy as np
 
 from ganad_plugin.edge import EdgeInferencer
 from ganad_plugin.edge.images import list_images, read_rgb
+from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.edge.regions import save_overlay
 
 MODEL_CLASSES = {"ganomaly": "GANomaly", "egbad": "EGBAD", "anogan": "AnoGAN"}
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties averaged."""
-    scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels, bool).ravel()
-    positives, negatives = labels.sum(), (~labels).sum()
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(len(scores), np.float64)
-    # average ranks over runs of equal scores
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(scores)]])
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def ground_truth_mask(image_path: Path, category_root: Path, shape: tuple[int, int]) -> np.ndarray:

@@ -5,11 +5,14 @@ with a clear message."""
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
 from anomalib import LearningType
 from anomalib.data import Batch
+from anomalib.deploy import CompressionType
 from anomalib.metrics import AUPRO, AUROC, Evaluator, F1Score
 from anomalib.pre_processing import PreProcessor
 from lightning.pytorch.utilities.types import STEP_OUTPUT
@@ -17,6 +20,7 @@ from torch import nn
 from torchvision.transforms.v2 import Resize
 
 from .blocks import init_dcgan_weights
+from .quantisation import check_int8_accuracy, quantise_on_normal_images
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,25 @@ class GanTrainingMixin:
     @property
     def learning_type(self) -> LearningType:
         return LearningType.ONE_CLASS
+
+    @staticmethod
+    def _post_training_quantization_ov(model: Any, datamodule: Any = None) -> Any:
+        # anomalib calibrates INT8 on the validation (= test) split; calibrate on normal training images instead
+        return quantise_on_normal_images(model, datamodule)
+
+    def to_openvino(self, export_root: Path | str, *args: Any, **kwargs: Any) -> Path:
+        """anomalib's OpenVINO export; an ``INT8_PTQ`` export is then checked against FP32 (``quantisation.py``)."""
+        names = ("model_file_name", "input_size", "compression_type", "datamodule", "metric", "task", "max_drop")
+        options = {**dict(zip(names, args, strict=False)), **kwargs}
+        path = Path(super().to_openvino(export_root, **options))
+        if options.get("compression_type") == CompressionType.INT8_PTQ:
+            reference_root = Path(export_root) / "fp32_reference"
+            reference = super().to_openvino(reference_root, **{**options, "compression_type": None})
+            try:
+                check_int8_accuracy(path, Path(reference), options["datamodule"], options.get("max_drop", 0.01))
+            finally:
+                shutil.rmtree(reference_root, ignore_errors=True)
+        return path
 
     def on_fit_start(self) -> None:
         trainer = self.trainer
