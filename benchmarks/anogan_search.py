@@ -51,6 +51,12 @@ def load_test_set(root: Path, per_kind: int, size: int) -> tuple[torch.Tensor, n
     return batch, np.array(labels), np.stack(masks)
 
 
+def load_train_images(root: Path, count: int, size: int) -> torch.Tensor:
+    images = [cv2.resize(read_rgb(path), (size, size), interpolation=cv2.INTER_AREA)
+              for path in list_images(root / "train" / "good")[:count]]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+
+
 def score(model: AnoGAN, images: torch.Tensor, batch_size: int) -> tuple[np.ndarray, np.ndarray, float]:
     scores, maps = [], []
     start = time.perf_counter()
@@ -77,6 +83,11 @@ def main() -> None:
     checkpoint = args.ckpt or train(args.category, args.root, REPO / "results" / "bench_anogan" / args.category)
     model = AnoGAN.load_from_checkpoint(checkpoint).eval()
     images, labels, masks = load_test_set(Path(args.root) / args.category, args.per_kind, 256)
+    # evidence scales from normal training images with the one-pass (Gamma = 0) latent, shared by all variants
+    normal = load_train_images(Path(args.root) / args.category, 32, 256)
+    model.model.latent_search_steps = 0
+    with torch.no_grad():
+        model.model.scorer.calibration.fit(model.model.scorer.smooth(model.model.evidence(normal)))
     print(f"{checkpoint}\n{len(images)} test images ({int(labels.sum())} defective), batches of {args.batch_size}")
 
     variants = [
