@@ -113,3 +113,16 @@ def test_weight_average_follows_the_live_module_at_its_decay() -> None:
     assert not average.average.weight.requires_grad
     with pytest.raises(ValueError, match="decay"):
         WeightAverage(live, decay=1.0)
+
+
+def test_structured_patches_come_from_where_the_image_has_edges() -> None:
+    torch.manual_seed(0)
+    images = torch.zeros(2, 3, 128, 128)
+    images[:, :, 90:110, 90:110] = 1.0  # one bright square on a plain background
+    uniform = random_patches(images, 16, 200, structured_share=0.0)
+    structured = random_patches(images, 16, 200, structured_share=1.0)
+    has_edge = lambda patches: ((patches.amax(dim=(1, 2, 3)) - patches.amin(dim=(1, 2, 3))) > 0.5).float().mean()  # noqa: E731
+    assert has_edge(structured) > 0.9
+    assert has_edge(uniform) < 0.3
+    with pytest.raises(ValueError, match="structured_share"):
+        random_patches(images, 16, 4, structured_share=1.5)

@@ -38,6 +38,8 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         n_features: channels of the first DCGAN stage (doubled per stage).
         latent_dim: size of z; the prior is N(0, I).
         patches_per_image: random patches drawn from each training image per step.
+        structured_share: share of those drawn where the image has structure (edges, holes) rather than
+            uniformly (``components.patches.random_patches``).
         encoder_share: share of the training steps, at the end, spent training the encoder (G and D frozen).
         kappa: weight of the feature term in the encoder's izi_f loss.
         latent_search_steps: Gamma, the test-time Adam steps on z (paper: 500); 0 = no search, exportable.
@@ -56,6 +58,7 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         n_features: int = 32,
         latent_dim: int = 64,
         patches_per_image: int = 32,
+        structured_share: float = 0.0,
         encoder_share: float = 0.4,
         kappa: float = 1.0,
         latent_search_steps: int = 0,
@@ -83,6 +86,7 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
             msg = f"latent_search_steps must be >= 0, got {latent_search_steps}"
             raise ValueError(msg)
         self.patches_per_image = patches_per_image
+        self.structured_share = structured_share
         self.encoder_share = encoder_share
         self.lr, self.betas = lr, (beta1, beta2)
         self.model = AnoganModel(
@@ -107,7 +111,9 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         model = self.model
-        patches = model.to_tanh_range(random_patches(batch.image, model.patch_size, self.patches_per_image))
+        patches = model.to_tanh_range(
+            random_patches(batch.image, model.patch_size, self.patches_per_image, self.structured_share)
+        )
         if self.in_encoder_phase(batch_idx):
             losses = self.encoder_step(patches)
         else:

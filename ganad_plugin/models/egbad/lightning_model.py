@@ -34,6 +34,8 @@ class EGBAD(GanTrainingMixin, AnomalibModule):
         n_features: channels of the first DCGAN stage (doubled per stage).
         latent_dim: size of z; the prior is N(0, I).
         patches_per_image: random patches drawn from each training image per step.
+        structured_share: share of those drawn where the image has structure (edges, holes) rather than
+            uniformly (``components.patches.random_patches``).
         w_adv, w_rec: weights of the adversarial and reconstruction-consistency terms for E and G.
         feature_weight: alpha of the paper's score, the weight of the discriminator-feature distance.
         discriminator_dropout: dropout in D.
@@ -51,6 +53,7 @@ class EGBAD(GanTrainingMixin, AnomalibModule):
         n_features: int = 32,
         latent_dim: int = 64,
         patches_per_image: int = 32,
+        structured_share: float = 0.0,
         w_adv: float = 1.0,
         w_rec: float = 10.0,
         feature_weight: float = 0.1,
@@ -72,6 +75,7 @@ class EGBAD(GanTrainingMixin, AnomalibModule):
         )
         check_patch_fits(type(self).__name__, patch_size, self.input_size)
         self.patches_per_image = patches_per_image
+        self.structured_share = structured_share
         self.lr, self.betas = lr, (beta1, beta2)
         self.model = EgbadModel(
             patch_size, n_features, latent_dim, discriminator_dropout, discriminator_spectral_norm, feature_weight,
@@ -92,7 +96,9 @@ class EGBAD(GanTrainingMixin, AnomalibModule):
         del batch_idx
         d_opt, eg_opt = self.optimizers()
         model = self.model
-        patches = model.to_tanh_range(random_patches(batch.image, model.patch_size, self.patches_per_image))
+        patches = model.to_tanh_range(
+            random_patches(batch.image, model.patch_size, self.patches_per_image, self.structured_share)
+        )
         prior = torch.randn(patches.shape[0], model.latent_dim, 1, 1, device=patches.device)
         latent = model.encoder(patches)
         generated = model.generator(prior)

@@ -40,6 +40,8 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         n_features: channels of the first DCGAN stage (doubled per stage).
         latent_dim: size of z.
         patches_per_image: random patches drawn from each training image per step.
+        structured_share: share of those drawn where the image has structure (edges, holes) rather than
+            uniformly (``components.patches.random_patches``).
         w_adv, w_con, w_enc: loss weights (paper: 1, 50, 1).
         lr, beta1, beta2: Adam settings for G and D (paper: 2e-4, 0.5, 0.999).
         smoothing_sigma_px: Gaussian smoothing of the evidence maps, in model-input pixels.
@@ -57,6 +59,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         n_features: int = 32,
         latent_dim: int = 128,
         patches_per_image: int = 32,
+        structured_share: float = 0.0,
         w_adv: float = 1.0,
         w_con: float = 50.0,
         w_enc: float = 1.0,
@@ -76,6 +79,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         )
         check_patch_fits(type(self).__name__, patch_size, self.input_size)
         self.patches_per_image = patches_per_image
+        self.structured_share = structured_share
         self.corruption_probability = corruption_probability
         self.lr, self.betas = lr, (beta1, beta2)
         self.model = GanomalyModel(patch_size, n_features, latent_dim, smoothing_sigma_px, background_sigma_px)
@@ -92,7 +96,9 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         del batch_idx
         d_opt, g_opt = self.optimizers()
-        patches = self.model.to_tanh_range(random_patches(batch.image, self.model.patch_size, self.patches_per_image))
+        patches = self.model.to_tanh_range(random_patches(
+            batch.image, self.model.patch_size, self.patches_per_image, self.structured_share
+        ))
         inputs = corrupt_patches(patches, self.corruption_probability)
         reconstructions, latent, latent_reconstructed = self.model.generator(inputs)
 
