@@ -83,11 +83,11 @@ def main() -> None:
     checkpoint = args.ckpt or train(args.category, args.root, REPO / "results" / "bench_anogan" / args.category)
     model = AnoGAN.load_from_checkpoint(checkpoint).eval()
     images, labels, masks = load_test_set(Path(args.root) / args.category, args.per_kind, 256)
-    # evidence scales from normal training images with the one-pass (Gamma = 0) latent, shared by all variants
-    normal = load_train_images(Path(args.root) / args.category, 32, 256)
+    # patch memory and evidence scales from normal training images with the one-pass (Gamma = 0) latent, shared
+    # by all variants
+    normal = load_train_images(Path(args.root) / args.category, 256, 256)
     model.model.latent_search_steps = 0
-    with torch.no_grad():
-        model.model.scorer.calibration.fit(model.model.scorer.smooth(model.model.evidence(normal)))
+    model.model.fit_normal(normal.split(16))
     print(f"{checkpoint}\n{len(images)} test images ({int(labels.sum())} defective), batches of {args.batch_size}")
 
     variants = [

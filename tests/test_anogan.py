@@ -56,7 +56,7 @@ def test_search_of_a_batch_equals_the_searches_of_its_images() -> None:
 def test_zero_search_steps_use_the_encoder_latent_as_it_is() -> None:
     net = AnoGAN(latent_search_steps=0).model.eval()
     patches = torch.rand(4, 3, 32, 32) * 2 - 1
-    latent = net.start_latent(patches)
+    latent = net.start_latent(patches, net.encode(patches))
     assert net.search_latent(patches, latent) is latent
 
 

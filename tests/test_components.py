@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder, WeightAverage
+from ganad_plugin.models.components.memory import PatchMemory
 from ganad_plugin.models.components.patches import PatchGrid, random_patches
 from ganad_plugin.models.components.scoring import AnomalyScorer, EvidenceCalibration, GaussianSmoothing
 
@@ -126,3 +127,30 @@ def test_structured_patches_come_from_where_the_image_has_edges() -> None:
     assert has_edge(uniform) < 0.3
     with pytest.raises(ValueError, match="structured_share"):
         random_patches(images, 16, 4, structured_share=1.5)
+
+
+def test_patch_memory_gives_the_distance_to_the_nearest_normal_code() -> None:
+    memory = PatchMemory(latent_dim=2, size=3)
+    memory.fit(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]))
+    distances = memory(torch.tensor([[0.0, 0.0], [9.0, 0.0], [3.0, 4.0]]))
+    torch.testing.assert_close(distances, torch.tensor([0.0, 1.0, 5.0]), atol=1e-4, rtol=0)
+    assert bool(memory.filled)
+
+
+def test_patch_memory_keeps_a_random_subset_or_repeats_to_fill_its_fixed_size() -> None:
+    codes = torch.randn(10, 4)
+    large = PatchMemory(latent_dim=4, size=25)
+    large.fit(codes)
+    assert large.bank.shape == (25, 4)
+    assert {tuple(row.tolist()) for row in large.bank} == {tuple(row.tolist()) for row in codes}
+    small = PatchMemory(latent_dim=4, size=6)
+    small.fit(codes)
+    assert all(any(torch.equal(row, code) for code in codes) for row in small.bank)
+    assert len({tuple(row.tolist()) for row in small.bank}) == 6  # without repeats when there are enough codes
+
+
+def test_patch_memory_refuses_codes_of_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"normal codes \[N > 0, 4\]"):
+        PatchMemory(latent_dim=4, size=8).fit(torch.randn(10, 3))
+    with pytest.raises(ValueError, match="normal codes"):
+        PatchMemory(latent_dim=4, size=8).fit(torch.empty(0, 4))

@@ -12,6 +12,7 @@ from anomalib.data import InferenceBatch
 
 from ganad_plugin.models import GANomaly
 from ganad_plugin.models.ganomaly.loss import DiscriminatorLoss, GeneratorLoss
+from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 160), (256, 256), (512, 384)])
@@ -70,7 +71,21 @@ def test_plain_lightning_fit_lowers_the_reconstruction_loss(tiny_dataset) -> Non
                     default_root_dir=tiny_dataset.parent / "fit_lowers")
     engine.fit(model=model, datamodule=datamodule)
     assert reconstruction_error() < 0.97 * before
-    assert bool(model.model.scorer.calibration.calibrated)
+    assert bool(model.model.scorer.calibration.calibrated) and bool(model.model.memory.filled)
+
+
+def test_fit_normal_fills_the_memory_from_images_it_does_not_calibrate_on() -> None:
+    torch.manual_seed(0)
+    net = GanomalyModel(n_features=8, latent_dim=16, memory_size=1024).eval()
+    images = torch.rand(8, 3, 64, 64)
+    assert net.fit_normal(images.split(3)) == 8
+    with torch.no_grad():
+        in_memory = net.memory(net.patch_codes(images[:1]))  # image 0 filled the memory
+        held_out = net.memory(net.patch_codes(images[3:4]))  # every fourth image calibrates instead
+    assert in_memory.max() < 1e-2 < held_out.min()
+    assert bool(net.scorer.calibration.calibrated)
+    with pytest.raises(RuntimeError, match="at least 4 normal images, got 3"):
+        GanomalyModel(n_features=8, latent_dim=16, memory_size=8).fit_normal([images[:3]])
 
 
 def test_get_model_tells_our_ganomaly_from_anomalibs() -> None:

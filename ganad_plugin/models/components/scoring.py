@@ -125,8 +125,3 @@ class AnomalyScorer(nn.Module):
 def signed_residual(patches: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
     """Input minus reconstruction, averaged over channels: [N, C, p, p] x2 -> [N, 1, p, p]."""
     return (patches - reconstructions).mean(dim=1, keepdim=True)
-
-
-def per_patch_to_map(values: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Per-patch scalars [N] -> constant patches [N, 1, p, p], ready for ``PatchGrid.merge``."""
-    return values[:, None, None, None].expand(-1, 1, patch_size, patch_size)

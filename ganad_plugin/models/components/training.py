@@ -45,8 +45,7 @@ class GanTrainingMixin:
     """Mixed into each model's ``AnomalibModule`` subclass (kept a mixin so that the models stay direct
     subclasses of ``AnomalibModule``, which ``anomalib.models.get_model`` requires).
 
-    The host class sets ``default_max_epochs`` and its torch model offers ``evidence(images)`` and a
-    ``scorer`` (``components.scoring.AnomalyScorer``).
+    The host class sets ``default_max_epochs`` and its torch model is a ``PatchAnomalyModel``.
     """
 
     default_max_epochs: int = 30
@@ -112,25 +111,19 @@ class GanTrainingMixin:
 
     @torch.no_grad()
     def calibrate_on_training_images(self) -> None:
-        """Fit the evidence scales on (up to ``calibration_max_images``) normal training images."""
-        loader = self.trainer.datamodule.train_dataloader()
+        """Fill the patch memory and fit the evidence scales on (up to ``calibration_max_images``) normal
+        training images (``PatchAnomalyModel.fit_normal``)."""
         was_training = self.model.training
         self.model.eval()
-        evidence, seen = [], 0
-        for batch in loader:
-            images = batch.image.to(self.device)
-            if self.pre_processor is not None:
-                images = self.pre_processor.transform(images)
-            evidence.append(self.model.evidence(images))
-            seen += images.shape[0]
-            if seen >= self.calibration_max_images:
-                break
-        if not evidence:
-            msg = "cannot calibrate: the training dataloader gave no images (is train/good empty?)"
-            raise RuntimeError(msg)
-        self.model.scorer.calibration.fit(self.model.scorer.smooth(torch.cat(evidence)))
+
+        def images():
+            for batch in self.trainer.datamodule.train_dataloader():
+                batch_images = batch.image.to(self.device)
+                yield self.pre_processor.transform(batch_images) if self.pre_processor is not None else batch_images
+
+        seen = self.model.fit_normal(images(), self.calibration_max_images)
         self.model.train(was_training)
-        logger.info("calibrated evidence scales on %d normal training images", seen)
+        logger.info("patch memory and evidence scales from %d normal training images", seen)
 
 
 def check_finite(step: int, **losses: torch.Tensor) -> None:

@@ -2,19 +2,17 @@
 
 A patch x is encoded to z = E(x) and mapped back as x_hat = G(z) in one forward pass (no latent search).
 Evidence per pixel: the signed residual x - x_hat, and the patch's discriminator-feature distance
-||f_D(x, z) - f_D(x_hat, z)||_1 (the paper's feature-matching score), each averaged over the four patches
-that cover the pixel. At test time E and G are their weight averages when training kept them (``WeightAverage``).
+||f_D(x, z) - f_D(x_hat, z)||_1 (the paper's feature-matching score) and the distance from z to the nearest
+normal code (``PatchMemory``), each averaged over the four patches that cover the pixel. At test time E and G are their weight averages when training kept them (``WeightAverage``).
 """
 
 from __future__ import annotations
 
 import torch
-from anomalib.data import InferenceBatch
 from torch import nn
 
 from ganad_plugin.models.components.blocks import DcganDecoder, DcganEncoder, WeightAverage, init_dcgan_weights
-from ganad_plugin.models.components.patches import PatchGrid
-from ganad_plugin.models.components.scoring import AnomalyScorer, per_patch_to_map, signed_residual
+from ganad_plugin.models.components.patch_model import PatchAnomalyModel
 
 
 class JointDiscriminator(nn.Module):
@@ -53,12 +51,13 @@ class JointDiscriminator(nn.Module):
         return self.to_logit(features).flatten(), features
 
 
-class EgbadModel(nn.Module):
+class EgbadModel(PatchAnomalyModel):
     """Images [B, 3, H, W] in [0, 1] -> ``InferenceBatch(pred_score [B], anomaly_map [B, 1, H, W])``.
 
     Training works on random patches through ``encoder``, ``generator`` and ``discriminator`` directly;
     evaluation uses the weight averages ``encoder_average`` and ``generator_average``, which the Lightning
     module updates after each step (``weight_average_decay = 0`` makes them copies of the live networks).
+    The paper's A(x) = (1 - alpha) residual + alpha D-feature distance sets the first two evidence weights.
     """
 
     def __init__(
@@ -72,12 +71,18 @@ class EgbadModel(nn.Module):
         weight_average_decay: float = 0.99,
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
+        memory_weight: float = 1.0,
+        memory_size: int = 32768,
         channels: int = 3,
     ) -> None:
-        super().__init__()
-        self.patch_size = patch_size
-        self.latent_dim = latent_dim
-        self.grid = PatchGrid(patch_size)
+        super().__init__(
+            patch_size,
+            latent_dim,
+            (1.0 - feature_weight, feature_weight, memory_weight),
+            smoothing_sigma_px,
+            background_sigma_px,
+            memory_size,
+        )
         self.encoder = DcganEncoder(patch_size, channels, n_features, latent_dim)
         self.generator = DcganDecoder(patch_size, channels, n_features, latent_dim)
         self.discriminator = JointDiscriminator(
@@ -85,33 +90,16 @@ class EgbadModel(nn.Module):
         )
         for module in (self.encoder, self.generator, self.discriminator):
             module.apply(init_dcgan_weights)
-        # (1 - alpha) residual + alpha feature distance, as the paper's A(x)
-        self.scorer = AnomalyScorer(
-            signed=(True, False),
-            weights=(1.0 - feature_weight, feature_weight),
-            smoothing_sigma_px=smoothing_sigma_px,
-            background_sigma_px=background_sigma_px,
-        )
         self.encoder_average = WeightAverage(self.encoder, weight_average_decay)
         self.generator_average = WeightAverage(self.generator, weight_average_decay)
 
-    @staticmethod
-    def to_tanh_range(images: torch.Tensor) -> torch.Tensor:
-        return images * 2 - 1
+    def encode(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.encoder_average(patches)
 
-    def evidence(self, images: torch.Tensor) -> torch.Tensor:
-        """Images [B, C, H, W] in [0, 1] -> [B, 2, H, W]: signed pixel residual, D-feature distance."""
-        height, width = images.shape[-2:]
-        patches = self.grid.split(self.to_tanh_range(images))
+    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(G(E(x)), the D-feature distance ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1 per patch, E(x))."""
         latent = self.encoder_average(patches)
         reconstructions = self.generator_average(latent)
         _, features_real = self.discriminator(patches, latent)
         _, features_reconstructed = self.discriminator(reconstructions, latent)
-        feature_distance = (features_real - features_reconstructed).abs().mean(dim=1)
-        residual = self.grid.merge(signed_residual(patches, reconstructions), (height, width))
-        feature_map = self.grid.merge(per_patch_to_map(feature_distance, self.patch_size), (height, width))
-        return torch.cat([residual, feature_map], dim=1)
-
-    def forward(self, images: torch.Tensor) -> InferenceBatch:
-        pred_score, anomaly_map = self.scorer(self.evidence(images))
-        return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map)
+        return reconstructions, (features_real - features_reconstructed).abs().mean(dim=1), latent

@@ -3,8 +3,9 @@
 Differences from the paper and from anomalib's ``Ganomaly`` (measured effects in this folder's README):
 - works on ``patch_size`` patches tiled over the image, so it gives a pixel-level map and accepts any image
   size the pre-processor gives (>= 2 patches a side);
-- the image score is the maximum of a calibrated anomaly map combining the residual |x - x_hat| and the
-  latent distance ||z - z_hat||^2; the scales come from normal training images, never from the test set.
+- the image score is the maximum of a calibrated anomaly map combining the residual |x - x_hat|, the
+  latent distance ||z - z_hat||^2 and the distance from z to the nearest normal patch code (a patch memory);
+  the scales and the memory come from normal training images, never from the test set.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
             taken (0: off); removes region-wide brightness offsets of the reconstruction.
         corruption_probability: share of training patches given a synthetic blemish that G must remove
             (0 = the paper's plain reconstruction).
+        latent_weight: share of the paper's latent distance ||z - z_hat||^2 in the reconstruction evidence
+            (the rest is the residual; measured alone it ranked images near chance here, see README).
+        memory_weight: weight of the patch-memory distance (the distance from a patch's code to the nearest
+            normal training code, ``components.memory``) beside the reconstruction evidence (weight 1).
+        memory_size: normal patch codes kept in the memory (and in the exported graph).
     """
 
     default_max_epochs = 25
@@ -68,6 +74,9 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         beta2: float = 0.999,
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
+        latent_weight: float = 0.1,
+        memory_weight: float = 1.0,
+        memory_size: int = 32768,
         corruption_probability: float = 0.0,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
@@ -82,7 +91,10 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         self.structured_share = structured_share
         self.corruption_probability = corruption_probability
         self.lr, self.betas = lr, (beta1, beta2)
-        self.model = GanomalyModel(patch_size, n_features, latent_dim, smoothing_sigma_px, background_sigma_px)
+        self.model = GanomalyModel(
+            patch_size, n_features, latent_dim, smoothing_sigma_px, background_sigma_px, latent_weight, memory_weight,
+            memory_size,
+        )
         self.generator_loss = GeneratorLoss(w_adv, w_con, w_enc)
         self.discriminator_loss = DiscriminatorLoss()
         self.automatic_optimization = False

@@ -1,0 +1,56 @@
+"""Patch memory: how far a patch's latent code lies from the codes of normal training patches.
+
+A generator's residual says how badly one patch was reconstructed; it is high wherever the part has rare, sharp
+structure (a bolt hole at a random angle), on good parts too. The distance from a patch's code to its nearest
+normal code instead asks whether such a patch was ever seen: a bolt hole has near neighbours among the training
+patches, a scratch across it does not. The codes are the model's own encoder outputs (no pretrained network).
+
+Measured on sample_data (the six shipped checkpoints of ``benchmarks/accuracy.py``, same weights, residual +
+memory against each model's previous evidence): pixel AUROC rose on all six (e.g. GANomaly flange 0.86 -> 0.89,
+AnoGAN weave 0.68 -> 0.84), image AUROC on four and fell on none by more than 0.01. A smaller memory was worse
+(GANomaly weave image AUROC 0.76 / 0.73 / 0.72 with 24k / 8k / 2k codes), hence the large default.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PatchMemory(nn.Module):
+    """A fixed-size bank of normal patch codes [size, latent_dim] and the nearest-code distance.
+
+    The bank has a fixed shape so that checkpoints load and the exported graph stays static; ``fit`` fills it
+    with a random subset of the codes given (or all of them, repeated, when there are fewer).
+    """
+
+    def __init__(self, latent_dim: int, size: int = 32768) -> None:
+        super().__init__()
+        if size < 1:
+            msg = f"memory_size must be at least 1, got {size}"
+            raise ValueError(msg)
+        self.register_buffer("bank", torch.zeros(size, latent_dim))
+        self.register_buffer("bank_norms", torch.zeros(size))
+        self.register_buffer("filled", torch.tensor(False))
+        self.bank: torch.Tensor
+        self.bank_norms: torch.Tensor
+        self.filled: torch.Tensor
+
+    @torch.no_grad()
+    def fit(self, codes: torch.Tensor, seed: int = 0) -> None:
+        """Fill the bank from normal codes [N, latent_dim]."""
+        if codes.ndim != 2 or codes.shape[1] != self.bank.shape[1] or codes.shape[0] == 0:
+            msg = f"expected normal codes [N > 0, {self.bank.shape[1]}], got {tuple(codes.shape)}"
+            raise ValueError(msg)
+        size = self.bank.shape[0]
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(codes.shape[0], generator=generator)
+        chosen = order[:size] if codes.shape[0] >= size else order.repeat(-(-size // codes.shape[0]))[:size]
+        self.bank.copy_(codes[chosen.to(codes.device)])
+        self.bank_norms.copy_(self.bank.pow(2).sum(dim=1))
+        self.filled.fill_(True)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [N, latent_dim] -> distance to the nearest code in the bank [N] (the codes' norms until fitted)."""
+        squared = codes.pow(2).sum(dim=1, keepdim=True) - 2 * codes @ self.bank.T + self.bank_norms[None]
+        return squared.amin(dim=1).clamp_min(0).sqrt()
