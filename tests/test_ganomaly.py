@@ -82,7 +82,7 @@ def test_fit_normal_fills_the_memory_from_images_it_does_not_calibrate_on() -> N
     with torch.no_grad():
         in_memory = net.memory(net.patch_codes(images[:1]))  # image 0 filled the memory
         held_out = net.memory(net.patch_codes(images[3:4]))  # every fourth image calibrates instead
-    assert in_memory.max() < 1e-2 < held_out.min()
+    assert in_memory.max() < 0.1 * held_out.min()
     assert bool(net.scorer.calibration.calibrated)
     with pytest.raises(RuntimeError, match="at least 4 normal images, got 3"):
         GanomalyModel(n_features=8, latent_dim=16, memory_size=8).fit_normal([images[:3]])
