@@ -6,6 +6,8 @@ Loads a trained checkpoint (e.g. one written by benchmarks/accuracy.py), scores 
 prints image and pixel AUROC for each evidence map alone and for the weightings of (residual, model distance,
 memory distance) listed in WEIGHTINGS, using the checkpoint's own patch memory and normal-image calibration.
 The first weighting is the model's configured one; "(1 - w, w, 0)" is the model without the patch memory.
+With --memory-sizes 32768 8192 2048 it then refills the memory (and recalibrates) from the training images at
+each size, as training does, and prints the configured weighting's AUROC for each.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import argparse
 from pathlib import Path
 
 import torch
-from anogan_search import load_test_set
+from anogan_search import load_test_set, load_train_images
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
+from ganad_plugin.models.components.memory import PatchMemory
 
 WEIGHTINGS = {
     "residual only": (1.0, 0.0, 0.0),
@@ -34,15 +37,13 @@ def main() -> None:
     parser.add_argument("--category", required=True)
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--root", default="sample_data")
+    parser.add_argument("--memory-sizes", nargs="*", type=int, default=[])
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = getattr(ganad_plugin.models, args.model).load_from_checkpoint(args.ckpt).eval()
     net = model.model
     images, labels, masks = load_test_set(Path(args.root) / args.category, 10**6, 256)
-    with torch.inference_mode():
-        smoothed = torch.cat([net.scorer.smooth(net.evidence(images[i : i + 8])) for i in range(0, len(images), 8)])
-    calibration = net.scorer.calibration
-    standardised = (smoothed - calibration.mean[None, :, None, None]) / calibration.std[None, :, None, None]
+    standardised = standardised_evidence(net, images)
     configured = tuple(calibration.weights.tolist())
     weightings = {"configured": configured, **WEIGHTINGS}
     weightings["residual + model distance (no memory)"] = (*configured[:2], 0.0)
@@ -55,6 +56,23 @@ def main() -> None:
         pixel = auroc(maps, masks)
         shown = "(" + ", ".join(f"{x:.2f}" for x in weights) + ")"
         print(f"{name:40s} {shown:>20s} {image:12.3f} {pixel:12.3f}", flush=True)
+    if args.memory_sizes:
+        normal = load_train_images(Path(args.root) / args.category, 10**6, 256)
+    for size in args.memory_sizes:
+        net.memory = PatchMemory(net.latent_dim, size)
+        with torch.no_grad():
+            net.fit_normal(normal.split(16))
+            maps = torch.cat([net(images[i : i + 8]).anomaly_map for i in range(0, len(images), 8)])[:, 0].numpy()
+        image = auroc(maps.reshape(len(maps), -1).max(axis=1), labels)
+        print(f"{'configured, memory of ' + str(size):40s} {'':>20s} {image:12.3f} {auroc(maps, masks):12.3f}", flush=True)
+
+
+def standardised_evidence(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The smoothed evidence maps [N, 3, H, W] as z-scores against the normal-image calibration."""
+    with torch.inference_mode():
+        smoothed = torch.cat([net.scorer.smooth(net.evidence(images[i : i + 8])) for i in range(0, len(images), 8)])
+    calibration = net.scorer.calibration
+    return (smoothed - calibration.mean[None, :, None, None]) / calibration.std[None, :, None, None]
 
 
 if __name__ == "__main__":

@@ -40,18 +40,25 @@ def quantise_on_normal_images(model: ov.Model, datamodule) -> ov.Model:
         raise ValueError(msg)
     logger.info("INT8: calibrating on %d normal training images", min(count, CALIBRATION_MAX_IMAGES))
     dataset = nncf.Dataset(loader, lambda batch: batch.image.numpy())
-    smoothing = smoothing_convolutions(model)
+    kept_in_float = float_operations(model)
     return nncf.quantize(
         model, dataset, subset_size=min(count, CALIBRATION_MAX_IMAGES),
-        ignored_scope=nncf.IgnoredScope(names=smoothing) if smoothing else None,
+        ignored_scope=nncf.IgnoredScope(names=kept_in_float) if kept_in_float else None,
     )
 
 
-def smoothing_convolutions(model: ov.Model) -> list[str]:
-    """Names of the single-channel convolutions (the evidence maps' Gaussian smoothing): they stay in float, as
-    8-bit steps in the smoothed maps would move the anomaly map by more than the network's own error."""
+def float_operations(model: ov.Model) -> list[str]:
+    """Names of the operations that stay in float:
+    - the single-channel convolutions (the evidence maps' Gaussian smoothing): 8-bit steps in the smoothed maps
+      would move the anomaly map by more than the network's own error;
+    - the matrix products, for the patch memory's code-to-bank product (``components.memory``): the nearest
+      distance is a small difference of large squared norms, which 8-bit products would swamp (EGBAD's small
+      linear layers in its joint discriminator stay in float with it).
+    """
     names = []
     for op in model.get_ordered_ops():
+        if op.get_type_name() == "MatMul":
+            names.append(op.get_friendly_name())
         if op.get_type_name() != "Convolution":
             continue
         weight_shape = op.input(1).get_partial_shape()

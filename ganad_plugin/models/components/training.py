@@ -109,6 +109,23 @@ class GanTrainingMixin:
             self.calibrate_on_training_images()
         super().on_validation_start()
 
+    def on_test_start(self) -> None:
+        self.warn_if_uncalibrated()
+        super().on_test_start()
+
+    def on_predict_start(self) -> None:
+        self.warn_if_uncalibrated()
+        super().on_predict_start()
+
+    def warn_if_uncalibrated(self) -> None:
+        if not (bool(self.model.memory.filled) and bool(self.model.scorer.calibration.calibrated)):
+            logger.warning(
+                "%s has no patch memory or evidence scales yet: they are set from normal training images at the "
+                "validation that ends training (keep check_val_every_n_epoch <= max_epochs, or load a trained "
+                "checkpoint with --ckpt_path). Scores and maps of this model mean little.",
+                type(self).__name__,
+            )
+
     @torch.no_grad()
     def calibrate_on_training_images(self) -> None:
         """Fill the patch memory and fit the evidence scales on (up to ``calibration_max_images``) normal
