@@ -111,6 +111,10 @@ def test_a_batch_gives_the_same_results_as_one_image_at_a_time(exported_ganomaly
         assert result.anomaly_map.shape == image.shape[:2]
         assert abs(result.score - alone.score) < 1e-5
         np.testing.assert_allclose(result.anomaly_map, alone.anomaly_map, atol=1e-5)
+    # the THROUGHPUT hint splits a batch over parallel requests; the LATENCY hint runs it as one request
+    latency = EdgeInferencer(exported_ganomaly["xml"], performance_hint="LATENCY").predict_batch(images)
+    for parallel, single in zip(batched, latency, strict=True):
+        assert abs(parallel.score - single.score) < 1e-5
 
 
 def test_calibration_flags_at_most_the_chosen_share_of_normal_images(exported_ganomaly, tiny_dataset, tmp_path) -> None:
