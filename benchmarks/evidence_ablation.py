@@ -44,7 +44,7 @@ def main() -> None:
     net = model.model
     images, labels, masks = load_test_set(Path(args.root) / args.category, 10**6, 256)
     standardised = standardised_evidence(net, images)
-    configured = tuple(calibration.weights.tolist())
+    configured = tuple(net.scorer.calibration.weights.tolist())
     weightings = {"configured": configured, **WEIGHTINGS}
     weightings["residual + model distance (no memory)"] = (*configured[:2], 0.0)
     print(f"{args.model} {args.category} {args.ckpt}\n{len(images)} test images ({int(labels.sum())} defective)")
