@@ -49,3 +49,19 @@ def test_int8_export_reports_its_accuracy_and_is_refused_beyond_max_drop(exporte
     rejected = EdgeInferencer(next(tmp_path.rglob("model.rejected.xml")))  # still a valid IR, kept for inspection
     result = rejected.predict_file(list_images(tiny_dataset / "weave" / "test")[0])
     assert np.isfinite(result.score) and np.isfinite(result.anomaly_map).all()
+
+
+def test_int8_keeps_the_memory_distance_arithmetic_in_float() -> None:
+    import openvino as ov
+    import torch
+
+    from ganad_plugin.models.components.memory import PatchMemory
+    from ganad_plugin.models.components.quantisation import float_operations
+
+    memory = PatchMemory(latent_dim=8, size=64)
+    memory.fit(torch.randn(100, 8))
+    model = ov.convert_model(memory.eval(), example_input=torch.randn(5, 8))
+    kept = set(float_operations(model))
+    types = {op.get_friendly_name(): op.get_type_name() for op in model.get_ordered_ops()}
+    # the code-to-bank product and the subtraction/addition of the squared norms that follow it
+    assert {"MatMul", "Subtract", "Add"} <= {types[name] for name in kept}
