@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import openvino as ov
+from torch.utils.data import DataLoader
 
 from ganad_plugin.edge.metrics import auroc
 
@@ -39,10 +40,15 @@ def quantise_on_normal_images(model: ov.Model, datamodule) -> ov.Model:
         msg = "INT8 export: the training split has no images to calibrate on"
         raise ValueError(msg)
     logger.info("INT8: calibrating on %d normal training images", min(count, CALIBRATION_MAX_IMAGES))
+    # in file order, so that the same checkpoint always gives the same INT8 model: NNCF averages the ranges of its
+    # samples (here batches), which therefore depend on how the images are grouped. Batches rather than single
+    # images: single-image ranges are narrower and clip a defect's activations (GANomaly weave INT8 image AUROC
+    # 0.737 against 0.78-0.79 with batches of 8; whole-set min/max ranges 0.765)
+    loader = DataLoader(loader.dataset, batch_size=8, shuffle=False, collate_fn=loader.collate_fn)
     dataset = nncf.Dataset(loader, lambda batch: batch.image.numpy())
     kept_in_float = float_operations(model)
     return nncf.quantize(
-        model, dataset, subset_size=min(count, CALIBRATION_MAX_IMAGES),
+        model, dataset, subset_size=-(-min(count, CALIBRATION_MAX_IMAGES) // 8),  # in batches of 8
         ignored_scope=nncf.IgnoredScope(names=kept_in_float) if kept_in_float else None,
     )
 
