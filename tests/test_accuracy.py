@@ -17,10 +17,12 @@ from .conftest import GANAD, REPO, run_cli
 
 # model -> (epochs, None for the config's own; floors)
 CASES = {
-    # measured: 0.801 / 0.906 (the config, 40 epochs), EGBAD 0.677 / 0.807, AnoGAN 0.646 / 0.847 (10 epochs)
+    # measured: 0.801 / 0.906 (the config, 40 epochs), EGBAD 0.677 / 0.807 (10 epochs); AnoGAN at 10 epochs varies
+    # between runs of the same seed (CPU training is not bit-reproducible): four runs gave image 0.61-0.68 and
+    # pixel 0.69-0.85, so its floors sit below that spread and catch a collapse rather than a bad draw
     "GANomaly": (None, {"image_AUROC": 0.70, "pixel_AUROC": 0.85}),
     "EGBAD": (10, {"image_AUROC": 0.60, "pixel_AUROC": 0.75}),
-    "AnoGAN": (10, {"image_AUROC": 0.57, "pixel_AUROC": 0.78}),
+    "AnoGAN": (10, {"image_AUROC": 0.55, "pixel_AUROC": 0.65}),
 }
 
 
