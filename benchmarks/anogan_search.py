@@ -83,7 +83,7 @@ def main() -> None:
     checkpoint = args.ckpt or train(args.category, args.root, REPO / "results" / "bench_anogan" / args.category)
     model = AnoGAN.load_from_checkpoint(checkpoint).eval()
     images, labels, masks = load_test_set(Path(args.root) / args.category, args.per_kind, 256)
-    # patch memory and evidence scales from normal training images with the one-pass (Gamma = 0) latent, shared
+    # feature memory and evidence scales from normal training images with the one-pass (Gamma = 0) latent, shared
     # by all variants
     normal = load_train_images(Path(args.root) / args.category, 256, 256)
     model.model.latent_search_steps = 0

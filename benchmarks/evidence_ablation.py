@@ -4,8 +4,8 @@
 
 Loads a trained checkpoint (e.g. one written by benchmarks/accuracy.py), scores the whole test split once, and
 prints image and pixel AUROC for each evidence map alone and for the weightings of (residual, model distance,
-memory distance) listed in WEIGHTINGS, using the checkpoint's own patch memory and normal-image calibration.
-The first weighting is the model's configured one; "(1 - w, w, 0)" is the model without the patch memory.
+memory distance) listed in WEIGHTINGS, using the checkpoint's own feature memory and normal-image calibration.
+The first weighting is the model's configured one; "(1 - w, w, 0)" is the model without the memory.
 With --memory-sizes 32768 8192 2048 it then refills the memory (and recalibrates) from the training images at
 each size, as training does, and prints the configured weighting's AUROC for each.
 """
@@ -20,14 +20,14 @@ from anogan_search import load_test_set, load_train_images
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
-from ganad_plugin.models.components.memory import PatchMemory
+from ganad_plugin.models.components.memory import FeatureMemory
 
 WEIGHTINGS = {
     "residual only": (1.0, 0.0, 0.0),
     "model distance only": (0.0, 1.0, 0.0),
     "memory only": (0.0, 0.0, 1.0),
     "residual + model distance (no memory)": None,  # the configured first two weights, memory 0
-    "residual + memory": (1.0, 0.0, 1.0),
+    "residual + memory, equal weights": (1.0, 0.0, 1.0),
 }
 
 
@@ -48,23 +48,23 @@ def main() -> None:
     weightings = {"configured": configured, **WEIGHTINGS}
     weightings["residual + model distance (no memory)"] = (*configured[:2], 0.0)
     print(f"{args.model} {args.category} {args.ckpt}\n{len(images)} test images ({int(labels.sum())} defective)")
-    print(f"{'evidence':40s} {'weights':>20s} {'image AUROC':>12s} {'pixel AUROC':>12s}")
+    print(f"{'evidence':40s} {'weights':>26s} {'image AUROC':>12s} {'pixel AUROC':>12s}")
     for name, weights in weightings.items():
         w = torch.tensor(weights) / sum(weights)
         maps = (standardised * w[None, :, None, None]).sum(dim=1).numpy()
         image = auroc(maps.reshape(len(maps), -1).max(axis=1), labels)
         pixel = auroc(maps, masks)
         shown = "(" + ", ".join(f"{x:.2f}" for x in weights) + ")"
-        print(f"{name:40s} {shown:>20s} {image:12.3f} {pixel:12.3f}", flush=True)
+        print(f"{name:40s} {shown:>26s} {image:12.3f} {pixel:12.3f}", flush=True)
     if args.memory_sizes:
         normal = load_train_images(Path(args.root) / args.category, 10**6, 256)
     for size in args.memory_sizes:
-        net.memory = PatchMemory(net.latent_dim, size)
+        net.memory = FeatureMemory(net.memory.bank.shape[1], size)
         with torch.no_grad():
             net.fit_normal(normal.split(16))
             maps = torch.cat([net(images[i : i + 8]).anomaly_map for i in range(0, len(images), 8)])[:, 0].numpy()
         image = auroc(maps.reshape(len(maps), -1).max(axis=1), labels)
-        print(f"{'configured, memory of ' + str(size):40s} {'':>20s} {image:12.3f} {auroc(maps, masks):12.3f}", flush=True)
+        print(f"{'configured, memory of ' + str(size):40s} {'':>26s} {image:12.3f} {auroc(maps, masks):12.3f}", flush=True)
 
 
 def standardised_evidence(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder, WeightAverage
-from ganad_plugin.models.components.memory import PatchMemory
+from ganad_plugin.models.components.memory import FeatureMemory
 from ganad_plugin.models.components.patches import PatchGrid, random_patches
 from ganad_plugin.models.components.scoring import AnomalyScorer, EvidenceCalibration, GaussianSmoothing
 
@@ -129,28 +129,42 @@ def test_structured_patches_come_from_where_the_image_has_edges() -> None:
         random_patches(images, 16, 4, structured_share=1.5)
 
 
-def test_patch_memory_gives_the_distance_to_the_nearest_normal_code() -> None:
-    memory = PatchMemory(latent_dim=2, size=3)
-    memory.fit(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]))
-    distances = memory(torch.tensor([[0.0, 0.0], [9.0, 0.0], [3.0, 4.0]]))
-    torch.testing.assert_close(distances, torch.tensor([0.0, 1.0, 5.0]), atol=1e-4, rtol=0)
+def test_feature_memory_gives_each_place_the_distance_to_the_nearest_normal_direction() -> None:
+    memory = FeatureMemory(dim=2, size=3)
+    memory.fit(torch.tensor([[1.0, 0.0], [0.0, 10.0], [-3.0, 0.0]]))  # lengths do not matter, directions do
     assert bool(memory.filled)
+    queries = torch.tensor([[5.0, 0.0], [0.0, 0.5], [1.0, 1.0], [0.0, -2.0]])  # [4 places, 2]
+    distances = memory(queries.T.reshape(1, 2, 2, 2))  # one image, a 2 x 2 map
+    assert distances.shape == (1, 1, 2, 2)
+    expected = torch.tensor([0.0, 0.0, (2 - 2 * 0.5**0.5) ** 0.5, 2**0.5])  # sqrt(2 - 2 cos) to the nearest
+    torch.testing.assert_close(distances.flatten(), expected, atol=1e-3, rtol=0)
 
 
-def test_patch_memory_keeps_a_random_subset_or_repeats_to_fill_its_fixed_size() -> None:
-    codes = torch.randn(10, 4)
-    large = PatchMemory(latent_dim=4, size=25)
-    large.fit(codes)
+def test_feature_memory_compares_against_every_row_of_a_bank_larger_than_one_chunk() -> None:
+    from ganad_plugin.models.components.memory import BANK_CHUNK
+
+    features = torch.randn(BANK_CHUNK + 5, 3)
+    memory = FeatureMemory(dim=3, size=BANK_CHUNK + 5)
+    memory.fit(features)
+    distances = memory(features[-5:].T.reshape(1, 3, 1, 5))  # rows that land in the last, partial chunk
+    assert distances.max() < 1e-2
+
+
+def test_feature_memory_keeps_a_random_subset_or_repeats_to_fill_its_fixed_size() -> None:
+    features = torch.nn.functional.normalize(torch.randn(10, 4), dim=1)
+    large = FeatureMemory(dim=4, size=25)
+    large.fit(features)
     assert large.bank.shape == (25, 4)
-    assert {tuple(row.tolist()) for row in large.bank} == {tuple(row.tolist()) for row in codes}
-    small = PatchMemory(latent_dim=4, size=6)
-    small.fit(codes)
-    assert all(any(torch.equal(row, code) for code in codes) for row in small.bank)
-    assert len({tuple(row.tolist()) for row in small.bank}) == 6  # without repeats when there are enough codes
+    as_set = lambda rows: {tuple(round(x, 5) for x in row.tolist()) for row in rows}  # noqa: E731
+    assert as_set(large.bank) == as_set(features)
+    small = FeatureMemory(dim=4, size=6)
+    small.fit(features)
+    assert as_set(small.bank) <= as_set(features)
+    assert len(as_set(small.bank)) == 6  # without repeats when there are enough features
 
 
-def test_patch_memory_refuses_codes_of_the_wrong_shape() -> None:
-    with pytest.raises(ValueError, match=r"normal codes \[N > 0, 4\]"):
-        PatchMemory(latent_dim=4, size=8).fit(torch.randn(10, 3))
-    with pytest.raises(ValueError, match="normal codes"):
-        PatchMemory(latent_dim=4, size=8).fit(torch.empty(0, 4))
+def test_feature_memory_refuses_features_of_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"normal features \[N > 0, 4\]"):
+        FeatureMemory(dim=4, size=8).fit(torch.randn(10, 3))
+    with pytest.raises(ValueError, match="normal features"):
+        FeatureMemory(dim=4, size=8).fit(torch.empty(0, 4))

@@ -80,8 +80,8 @@ def test_fit_normal_fills_the_memory_from_images_it_does_not_calibrate_on() -> N
     images = torch.rand(8, 3, 64, 64)
     assert net.fit_normal(images.split(3)) == 8
     with torch.no_grad():
-        in_memory = net.memory(net.patch_codes(images[:1]))  # image 0 filled the memory
-        held_out = net.memory(net.patch_codes(images[3:4]))  # every fourth image calibrates instead
+        in_memory = net.memory(net.dense_features(images[:1]))  # image 0 filled the memory
+        held_out = net.memory(net.dense_features(images[3:4]))  # every fourth image calibrates instead
     assert in_memory.max() < 0.1 * held_out.min()
     assert bool(net.scorer.calibration.calibrated)
     with pytest.raises(RuntimeError, match="at least 4 normal images, got 3"):

@@ -3,8 +3,9 @@
 A patch x is explained by a latent z: it starts at E(x) (f-AnoGAN's encoder) or at random (the paper), then
 ``latent_search_steps`` Adam steps lower L(z) = (1 - lambda) * ||x - G(z)||_1 + lambda * ||f_D(x) - f_D(G(z))||_1
 for every patch of every image at once (one [N, nz] latent tensor, one optimiser). Evidence per pixel: the
-signed residual x - G(z), the patch's feature distance ||f_D(x) - f_D(G(z))||_1 and the distance from E(x)
-to the nearest normal code (``PatchMemory``), each averaged over the four patches that cover the pixel. With no search steps the model is one forward pass, and exports.
+signed residual x - G(z) and the patch's feature distance ||f_D(x) - f_D(G(z))||_1, each averaged over the four
+patches that cover the pixel, and the distance from E's features at each place to the nearest normal feature
+(``FeatureMemory``). With no search steps the model is one forward pass, and exports.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class AnoganModel(PatchAnomalyModel):
         latent_search_lr: the search's Adam learning rate.
         residual_weight_lambda: lambda of L(z) and of the map's weighting of the two evidence maps.
         encoder_start: start the search from E(x) (f-AnoGAN) instead of a random z (the paper).
-        memory_weight, memory_size: the weight of the memory distance of E(x) and the memory's size.
+        memory_weight, memory_size: the weight of the feature-memory distance of E's features, and the memory's
+            size.
     """
 
     def __init__(
@@ -38,13 +40,14 @@ class AnoganModel(PatchAnomalyModel):
         encoder_start: bool = True,
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
-        memory_weight: float = 1.0,
-        memory_size: int = 32768,
+        memory_weight: float = 8.0,
+        memory_size: int = 16384,
         channels: int = 3,
     ) -> None:
         super().__init__(
             patch_size,
             latent_dim,
+            DcganEncoder.channels_of_features(patch_size, channels, n_features),
             (1.0 - residual_weight_lambda, residual_weight_lambda, memory_weight),
             smoothing_sigma_px,
             background_sigma_px,
@@ -65,6 +68,9 @@ class AnoganModel(PatchAnomalyModel):
 
     def encode(self, patches: torch.Tensor) -> torch.Tensor:
         return self.encoder(patches)
+
+    def feature_encoder(self) -> DcganEncoder:
+        return self.encoder
 
     def start_latent(self, patches: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         if self.encoder_start:

@@ -64,6 +64,12 @@ class DcganEncoder(nn.Module):
         self.feature_channels = channels
         self.to_latent = wrap(nn.Conv2d(channels, latent_dim, 4, 1, 0, bias=False))
 
+    @staticmethod
+    def channels_of_features(patch_size: int, in_channels: int, n_features: int) -> int:
+        """Channels of ``features``' output for these arguments (what a feature memory must hold)."""
+        stages = _check_patch_size(patch_size)
+        return n_features * 2 ** (stages - 1) if stages > 0 else in_channels
+
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         return self.to_latent(self.features(patches))
 

@@ -30,10 +30,17 @@ CALIBRATION_MAX_IMAGES = 300  # NNCF's default subset
 # NNCF's default scope it was quantised too, and AnoGAN's INT8 model on sample_data/weave lost everything (image /
 # pixel AUROC 0.508 / 0.564 against FP32's 0.743 / 0.855; with this scope 0.754 / 0.869; GANomaly 0.780 / 0.872
 # -> 0.799 / 0.943 against 0.790 / 0.892). Subtract is not in the list: kept in float wholesale it made GANomaly's
-# INT8 model collapse (0.61 image AUROC, not traced further); the memory's subtraction is kept by name instead.
+# INT8 model collapse (0.61 image AUROC, not traced further). The feature memory's distance is therefore written
+# without one (``components.memory``): its similarities to the bank are numbers near 1, and 8-bit inputs to
+# 2 - 2 cos would swamp the difference (quantising the earlier patch memory's subtraction alone took GANomaly's
+# INT8 image AUROC on weave from 0.790 to 0.745-0.759).
 FLOAT_TYPES = (
-    "Add", "Multiply", "Divide", "MatMul", "ReduceSum", "ReduceMean", "ReduceMin", "ReduceMax", "Sqrt", "Power",
-    "Abs", "Maximum", "Minimum", "Log", "Exp",
+    "Add", "Multiply", "Divide", "MatMul", "ReduceSum", "ReduceMean", "ReduceMin", "ReduceMax", "ReduceL2", "Sqrt",
+    "Power", "Abs", "Maximum", "Minimum", "Log", "Exp",
+    # the memory's distances are resized to the image: quantised there (NNCF quantises Interpolate's input by
+    # default), a distance's 8-bit steps swamp the small normal distances, and GANomaly's INT8 model fell to
+    # image / pixel AUROC 0.508 / 0.510 (FP32 0.780 / 0.944, weave)
+    "Interpolate",
 )
 
 
@@ -65,37 +72,15 @@ def quantise_on_normal_images(model: ov.Model, datamodule) -> ov.Model:
 
 
 def float_operations(model: ov.Model) -> list[str]:
-    """Names of the operations that stay in float:
-    - the single-channel convolutions (the evidence maps' Gaussian smoothing): 8-bit steps in the smoothed maps
-      would move the anomaly map by more than the network's own error;
-    - the matrix products and the element-wise arithmetic that follows them: the patch memory's squared distance
-      ``|q|^2 - 2 q.b + |b|^2`` (``components.memory``) is a small difference of large numbers, which 8-bit
-      inputs swamp. Quantising the inputs of that subtraction alone took GANomaly's INT8 image AUROC on
-      sample_data/weave from 0.790 (FP32) to 0.745-0.759; kept in float, 0.790-0.791 (EGBAD's small linear
-      layers in its joint discriminator stay in float with it).
-    """
+    """Names of the single-channel convolutions (the evidence maps' Gaussian smoothing), which stay in float: 8-bit
+    steps in the smoothed maps would move the anomaly map by more than the network's own error."""
     names = []
     for op in model.get_ordered_ops():
-        if op.get_type_name() == "MatMul":
-            names.append(op.get_friendly_name())
-            names.extend(_elementwise_consumers(op))
         if op.get_type_name() != "Convolution":
             continue
         weight_shape = op.input(1).get_partial_shape()
         if weight_shape.is_static and list(weight_shape.to_shape())[:2] == [1, 1]:
             names.append(op.get_friendly_name())
-    return names
-
-
-def _elementwise_consumers(op) -> list[str]:
-    """Names of the Add / Subtract / Multiply operations fed, directly or through one another, by ``op``."""
-    names, pending = [], [op]
-    while pending:
-        for target in pending.pop().output(0).get_target_inputs():
-            node = target.get_node()
-            if node.get_type_name() in {"Add", "Subtract", "Multiply"} and node.get_friendly_name() not in names:
-                names.append(node.get_friendly_name())
-                pending.append(node)
     return names
 
 

@@ -120,7 +120,7 @@ class GanTrainingMixin:
     def warn_if_uncalibrated(self) -> None:
         if not (bool(self.model.memory.filled) and bool(self.model.scorer.calibration.calibrated)):
             logger.warning(
-                "%s has no patch memory or evidence scales yet: they are set from normal training images at the "
+                "%s has no feature memory or evidence scales yet: they are set from normal training images at the "
                 "validation that ends training (keep check_val_every_n_epoch <= max_epochs, or load a trained "
                 "checkpoint with --ckpt_path). Scores and maps of this model mean little.",
                 type(self).__name__,
@@ -128,7 +128,7 @@ class GanTrainingMixin:
 
     @torch.no_grad()
     def calibrate_on_training_images(self) -> None:
-        """Fill the patch memory and fit the evidence scales on (up to ``calibration_max_images``) normal
+        """Fill the feature memory and fit the evidence scales on (up to ``calibration_max_images``) normal
         training images (``PatchAnomalyModel.fit_normal``)."""
         was_training = self.model.training
         self.model.eval()
@@ -140,7 +140,7 @@ class GanTrainingMixin:
 
         seen = self.model.fit_normal(images(), self.calibration_max_images)
         self.model.train(was_training)
-        logger.info("patch memory and evidence scales from %d normal training images", seen)
+        logger.info("feature memory and evidence scales from %d normal training images", seen)
 
 
 def check_finite(step: int, **losses: torch.Tensor) -> None:

@@ -43,9 +43,9 @@ class EGBAD(GanTrainingMixin, AnomalibModule):
         weight_average_decay: decay of the test-time weight averages of E and G (0: live weights).
         lr, beta1, beta2: Adam settings for all networks (paper: 1e-5 on MNIST, beta1 0.5).
         smoothing_sigma_px, background_sigma_px: smoothing of the evidence maps (``AnomalyScorer``).
-        memory_weight: weight of the patch-memory distance (the distance from a patch's code to the nearest
-            normal training code, ``components.memory``) beside the reconstruction evidence (weight 1).
-        memory_size: normal patch codes kept in the memory (and in the exported graph).
+        memory_weight: weight of the feature-memory distance (the distance from the encoder's feature at each place
+            to the nearest normal feature, ``components.memory``) beside the reconstruction evidence (weight 1).
+        memory_size: normal features kept (in the checkpoint and the exported graph).
     """
 
     default_max_epochs = 25
@@ -68,8 +68,8 @@ class EGBAD(GanTrainingMixin, AnomalibModule):
         beta2: float = 0.999,
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
-        memory_weight: float = 1.0,
-        memory_size: int = 32768,
+        memory_weight: float = 8.0,
+        memory_size: int = 16384,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,

@@ -1,9 +1,10 @@
 """EGBAD's networks on image patches: encoder E, generator G, and a discriminator D on (patch, latent) pairs.
 
 A patch x is encoded to z = E(x) and mapped back as x_hat = G(z) in one forward pass (no latent search).
-Evidence per pixel: the signed residual x - x_hat, and the patch's discriminator-feature distance
-||f_D(x, z) - f_D(x_hat, z)||_1 (the paper's feature-matching score) and the distance from z to the nearest
-normal code (``PatchMemory``), each averaged over the four patches that cover the pixel. At test time E and G are their weight averages when training kept them (``WeightAverage``).
+Evidence per pixel: the signed residual x - x_hat and the patch's discriminator-feature distance
+||f_D(x, z) - f_D(x_hat, z)||_1 (the paper's feature-matching score), each averaged over the four patches that
+cover the pixel, and the distance from E's features at each place to the nearest normal feature
+(``FeatureMemory``). At test time E and G are their weight averages when training kept them (``WeightAverage``).
 """
 
 from __future__ import annotations
@@ -71,13 +72,14 @@ class EgbadModel(PatchAnomalyModel):
         weight_average_decay: float = 0.99,
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
-        memory_weight: float = 1.0,
-        memory_size: int = 32768,
+        memory_weight: float = 8.0,
+        memory_size: int = 16384,
         channels: int = 3,
     ) -> None:
         super().__init__(
             patch_size,
             latent_dim,
+            DcganEncoder.channels_of_features(patch_size, channels, n_features),
             (1.0 - feature_weight, feature_weight, memory_weight),
             smoothing_sigma_px,
             background_sigma_px,
@@ -93,8 +95,8 @@ class EgbadModel(PatchAnomalyModel):
         self.encoder_average = WeightAverage(self.encoder, weight_average_decay)
         self.generator_average = WeightAverage(self.generator, weight_average_decay)
 
-    def encode(self, patches: torch.Tensor) -> torch.Tensor:
-        return self.encoder_average(patches)
+    def feature_encoder(self) -> DcganEncoder:
+        return self.encoder_average.average
 
     def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(G(E(x)), the D-feature distance ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1 per patch, E(x))."""

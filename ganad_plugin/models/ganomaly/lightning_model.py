@@ -4,8 +4,9 @@ Differences from the paper and from anomalib's ``Ganomaly`` (measured effects in
 - works on ``patch_size`` patches tiled over the image, so it gives a pixel-level map and accepts any image
   size the pre-processor gives (>= 2 patches a side);
 - the image score is the maximum of a calibrated anomaly map combining the residual |x - x_hat|, the
-  latent distance ||z - z_hat||^2 and the distance from z to the nearest normal patch code (a patch memory);
-  the scales and the memory come from normal training images, never from the test set.
+  latent distance ||z - z_hat||^2 and the distance from the encoder's feature at each place to the nearest
+  normal feature (a feature memory); the scales and the memory come from normal training images, never from
+  the test set.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
             (0 = the paper's plain reconstruction).
         latent_weight: share of the paper's latent distance ||z - z_hat||^2 in the reconstruction evidence
             (the rest is the residual; measured alone it ranked images near chance here, see README).
-        memory_weight: weight of the patch-memory distance (the distance from a patch's code to the nearest
-            normal training code, ``components.memory``) beside the reconstruction evidence (weight 1).
-        memory_size: normal patch codes kept in the memory (and in the exported graph).
+        memory_weight: weight of the feature-memory distance (the distance from the encoder's feature at each place
+            to the nearest normal feature, ``components.memory``) beside the reconstruction evidence (weight 1).
+        memory_size: normal features kept (in the checkpoint and the exported graph).
     """
 
     default_max_epochs = 25
@@ -75,8 +76,8 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
         latent_weight: float = 0.1,
-        memory_weight: float = 1.0,
-        memory_size: int = 32768,
+        memory_weight: float = 8.0,
+        memory_size: int = 16384,
         corruption_probability: float = 0.0,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,

@@ -2,9 +2,9 @@
 
 An image is tiled into ``patch_size`` patches (``PatchGrid``); each patch x is encoded to z = G_E(x),
 reconstructed as x_hat = G_D(z) and re-encoded as z_hat = E(x_hat). Evidence per pixel: the signed residual
-x - x_hat, the patch's latent distance ||z - z_hat||^2 (the paper's score) and the distance from z to the nearest
-normal code (``PatchMemory``), each averaged over the four patches that cover the pixel
-(``PatchAnomalyModel``).
+x - x_hat and the patch's latent distance ||z - z_hat||^2 (the paper's score), each averaged over the four patches
+that cover the pixel, and the distance from G_E's features at each place to the nearest normal feature (``FeatureMemory``;
+``PatchAnomalyModel``).
 """
 
 from __future__ import annotations
@@ -46,13 +46,14 @@ class GanomalyModel(PatchAnomalyModel):
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
         latent_weight: float = 0.1,
-        memory_weight: float = 1.0,
-        memory_size: int = 32768,
+        memory_weight: float = 8.0,
+        memory_size: int = 16384,
         channels: int = 3,
     ) -> None:
         super().__init__(
             patch_size,
             latent_dim,
+            DcganEncoder.channels_of_features(patch_size, channels, n_features),
             (1.0 - latent_weight, latent_weight, memory_weight),
             smoothing_sigma_px,
             background_sigma_px,
@@ -63,8 +64,8 @@ class GanomalyModel(PatchAnomalyModel):
         self.generator.apply(init_dcgan_weights)
         self.discriminator.apply(init_dcgan_weights)
 
-    def encode(self, patches: torch.Tensor) -> torch.Tensor:
-        return self.generator.encoder(patches)
+    def feature_encoder(self) -> DcganEncoder:
+        return self.generator.encoder
 
     def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x_hat, the paper's latent distance ||z - z_hat||^2 per patch, z)."""
