@@ -106,12 +106,12 @@ class AnoganModel(PatchAnomalyModel):
                     parameter.requires_grad_(True)
         return latent.detach()
 
-    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(G(z_Gamma), the feature distance ||f_D(x) - f_D(G(z_Gamma))||_1 per patch, E(x))."""
+    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G(z_Gamma), the feature distance ||f_D(x) - f_D(G(z_Gamma))||_1 per patch)."""
         codes = self.encoder(patches)
         latent = self.search_latent(patches, self.start_latent(patches, codes))
         reconstructions = self.generator(latent)
         feature_distance = (
             (self.discriminator_features(patches) - self.discriminator_features(reconstructions)).abs().mean(dim=(1, 2, 3))
         )
-        return reconstructions, feature_distance, codes
+        return reconstructions, feature_distance

@@ -70,8 +70,8 @@ class PatchAnomalyModel(nn.Module):
         """The patch encoder whose features the memory compares (the one used at test time)."""
         raise NotImplementedError
 
-    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Patches -> (reconstructions [N, C, p, p], model distance [N], codes [N, latent_dim, 1, 1])."""
+    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patches -> (reconstructions [N, C, p, p], model distance [N])."""
         raise NotImplementedError
 
     def dense_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -86,7 +86,7 @@ class PatchAnomalyModel(nn.Module):
         """Images [B, C, H, W] in [0, 1] -> [B, 3, H, W]: signed residual, model distance, memory distance."""
         size = images.shape[-2:]
         patches = self.split(images)
-        reconstructions, distance, _ = self.patch_evidence(patches)
+        reconstructions, distance = self.patch_evidence(patches)
         residual = self.grid.merge(signed_residual(patches, reconstructions), size)
         per_patch = self.grid.merge(distance[:, None, None, None].expand(-1, 1, self.patch_size, self.patch_size), size)
         memory = F.interpolate(self.memory(self.dense_features(images)), size=size, mode="bilinear", align_corners=False)

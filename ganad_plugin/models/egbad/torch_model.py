@@ -98,10 +98,10 @@ class EgbadModel(PatchAnomalyModel):
     def feature_encoder(self) -> DcganEncoder:
         return self.encoder_average.average
 
-    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(G(E(x)), the D-feature distance ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1 per patch, E(x))."""
+    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G(E(x)), the D-feature distance ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1 per patch)."""
         latent = self.encoder_average(patches)
         reconstructions = self.generator_average(latent)
         _, features_real = self.discriminator(patches, latent)
         _, features_reconstructed = self.discriminator(reconstructions, latent)
-        return reconstructions, (features_real - features_reconstructed).abs().mean(dim=1), latent
+        return reconstructions, (features_real - features_reconstructed).abs().mean(dim=1)

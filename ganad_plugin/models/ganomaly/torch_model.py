@@ -67,7 +67,7 @@ class GanomalyModel(PatchAnomalyModel):
     def feature_encoder(self) -> DcganEncoder:
         return self.generator.encoder
 
-    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(x_hat, the paper's latent distance ||z - z_hat||^2 per patch, z)."""
+    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_hat, the paper's latent distance ||z - z_hat||^2 per patch)."""
         reconstructions, latent, latent_reconstructed = self.generator(patches)
-        return reconstructions, (latent - latent_reconstructed).pow(2).mean(dim=(1, 2, 3)), latent
+        return reconstructions, (latent - latent_reconstructed).pow(2).mean(dim=(1, 2, 3))
