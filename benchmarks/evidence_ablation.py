@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--root", default="sample_data")
     parser.add_argument("--memory-sizes", nargs="*", type=int, default=[])
+    parser.add_argument("--selection", choices=["coreset", "random"], default="coreset", help="for --memory-sizes")
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = getattr(ganad_plugin.models, args.model).load_from_checkpoint(args.ckpt).eval()
@@ -59,12 +60,12 @@ def main() -> None:
     if args.memory_sizes:
         normal = load_train_images(Path(args.root) / args.category, 10**6, 256)
     for size in args.memory_sizes:
-        net.memory = FeatureMemory(net.memory.bank.shape[1], size)
+        net.memory = FeatureMemory(net.memory.bank.shape[1], size, args.selection)
         with torch.no_grad():
             net.fit_normal(normal.split(16))
             maps = torch.cat([net(images[i : i + 8]).anomaly_map for i in range(0, len(images), 8)])[:, 0].numpy()
         image = auroc(maps.reshape(len(maps), -1).max(axis=1), labels)
-        print(f"{'configured, memory of ' + str(size):40s} {'':>26s} {image:12.3f} {auroc(maps, masks):12.3f}", flush=True)
+        print(f"{args.selection + ' memory of ' + str(size):40s} {'':>26s} {image:12.3f} {auroc(maps, masks):12.3f}", flush=True)
 
 
 def standardised_evidence(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -150,7 +150,7 @@ def test_feature_memory_compares_against_every_row_of_a_bank_larger_than_one_chu
     assert distances.max() < 1e-2
 
 
-def test_feature_memory_keeps_a_random_subset_or_repeats_to_fill_its_fixed_size() -> None:
+def test_feature_memory_keeps_a_subset_or_repeats_to_fill_its_fixed_size() -> None:
     features = torch.nn.functional.normalize(torch.randn(10, 4), dim=1)
     large = FeatureMemory(dim=4, size=25)
     large.fit(features)
@@ -161,6 +161,25 @@ def test_feature_memory_keeps_a_random_subset_or_repeats_to_fill_its_fixed_size(
     small.fit(features)
     assert as_set(small.bank) <= as_set(features)
     assert len(as_set(small.bank)) == 6  # without repeats when there are enough features
+
+
+def test_coreset_memory_keeps_rare_normal_directions_that_a_random_subset_misses() -> None:
+    generator = torch.Generator().manual_seed(0)
+    common = torch.zeros(4000, 64)
+    common[:, 0] = 1.0
+    rare = torch.zeros(4, 64)
+    rare[:, 1] = 1.0  # a rare kind of normal place, e.g. a part's rim: 0.1 % of the features
+    features = torch.cat([common, rare]) + 0.05 * torch.randn(4004, 64, generator=generator)
+    query = rare[:1].T.reshape(1, 64, 1, 1)
+    distances = {}
+    for selection in ("coreset", "random"):
+        memory = FeatureMemory(dim=64, size=16, selection=selection)
+        memory.fit(features)
+        distances[selection] = float(memory(query))
+    assert distances["coreset"] < 0.6  # the rare direction is in the bank (the noise alone is ~0.35 away)
+    assert distances["random"] > 1.0  # 16 random rows of 4004 all come from the common direction
+    with pytest.raises(ValueError, match="memory_selection"):
+        FeatureMemory(dim=4, size=8, selection="kmeans")
 
 
 def test_feature_memory_refuses_features_of_the_wrong_shape() -> None:
