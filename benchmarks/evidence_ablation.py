@@ -3,11 +3,12 @@
     python benchmarks/evidence_ablation.py --model GANomaly --category flange --ckpt <model.ckpt>
 
 Loads a trained checkpoint (e.g. one written by benchmarks/accuracy.py), scores the whole test split once, and
-prints image and pixel AUROC for each evidence map alone and for the weightings of (residual, model distance,
-memory distance) listed in WEIGHTINGS, using the checkpoint's own feature memory and normal-image calibration.
-The first weighting is the model's configured one; "(1 - w, w, 0)" is the model without the memory.
-With --memory-sizes 32768 8192 2048 it then refills the memory (and recalibrates) from the training images at
-each size, as training does, and prints the configured weighting's AUROC for each.
+prints image AUROC (three image scores: the map's maximum, the mean of its top 0.25 % and of its top 1 %) and
+pixel AUROC for each evidence map alone and for weightings of (residual, model distance, memory distance), using
+the checkpoint's own feature memory and normal-image calibration. The first row is the model's configured
+weighting; "memory weight m" keeps the configured residual/model-distance split with the memory at m.
+With --memory-size N (and --selection coreset|random) it first refills the memory with N features from the
+training images and recalibrates, as training does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 from anogan_search import load_test_set, load_train_images
 
@@ -22,13 +24,8 @@ import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.memory import FeatureMemory
 
-WEIGHTINGS = {
-    "residual only": (1.0, 0.0, 0.0),
-    "model distance only": (0.0, 1.0, 0.0),
-    "memory only": (0.0, 0.0, 1.0),
-    "residual + model distance (no memory)": None,  # the configured first two weights, memory 0
-    "residual + memory, equal weights": (1.0, 0.0, 1.0),
-}
+SINGLE = {"residual only": (1.0, 0.0, 0.0), "model distance only": (0.0, 1.0, 0.0), "memory only": (0.0, 0.0, 1.0)}
+MEMORY_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 def main() -> None:
@@ -37,35 +34,42 @@ def main() -> None:
     parser.add_argument("--category", required=True)
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--root", default="sample_data")
-    parser.add_argument("--memory-sizes", nargs="*", type=int, default=[])
-    parser.add_argument("--selection", choices=["coreset", "random"], default="coreset", help="for --memory-sizes")
+    parser.add_argument("--memory-size", type=int, help="refill the memory with this many features first")
+    parser.add_argument("--selection", choices=["coreset", "random"], default="coreset", help="for --memory-size")
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = getattr(ganad_plugin.models, args.model).load_from_checkpoint(args.ckpt).eval()
     net = model.model
-    images, labels, masks = load_test_set(Path(args.root) / args.category, 10**6, 256)
+    root = Path(args.root) / args.category
+    memory = f"{net.memory.bank.shape[0]} features as trained"
+    if args.memory_size:
+        net.memory = FeatureMemory(net.memory.bank.shape[1], args.memory_size, args.selection)
+        with torch.no_grad():
+            net.fit_normal(load_train_images(root, 10**6, 256).split(16))
+        memory = f"refilled: {args.selection} of {args.memory_size} features"
+    images, labels, masks = load_test_set(root, 10**6, 256)
     standardised = standardised_evidence(net, images)
     configured = tuple(net.scorer.calibration.weights.tolist())
-    weightings = {"configured": configured, **WEIGHTINGS}
-    weightings["residual + model distance (no memory)"] = (*configured[:2], 0.0)
-    print(f"{args.model} {args.category} {args.ckpt}\n{len(images)} test images ({int(labels.sum())} defective)")
-    print(f"{'evidence':40s} {'weights':>26s} {'image AUROC':>12s} {'pixel AUROC':>12s}")
+    reconstruction = (configured[0] / sum(configured[:2]), configured[1] / sum(configured[:2]))
+    weightings = {"configured": configured, **SINGLE}
+    weightings.update({f"memory weight {m:g}": (*reconstruction, m) for m in MEMORY_WEIGHTS})
+    print(f"{args.model} {args.category} {args.ckpt}\nmemory: {memory}")
+    print(f"{len(images)} test images ({int(labels.sum())} defective)")
+    print(f"{'evidence':24s} {'weights':>20s} {'image: max':>11s} {'top 0.25%':>10s} {'top 1%':>8s} {'pixel':>7s}")
     for name, weights in weightings.items():
         w = torch.tensor(weights) / sum(weights)
         maps = (standardised * w[None, :, None, None]).sum(dim=1).numpy()
-        image = auroc(maps.reshape(len(maps), -1).max(axis=1), labels)
-        pixel = auroc(maps, masks)
+        images_auroc = [auroc(image_score(maps, share), labels) for share in (0.0, 0.0025, 0.01)]
         shown = "(" + ", ".join(f"{x:.2f}" for x in weights) + ")"
-        print(f"{name:40s} {shown:>26s} {image:12.3f} {pixel:12.3f}", flush=True)
-    if args.memory_sizes:
-        normal = load_train_images(Path(args.root) / args.category, 10**6, 256)
-    for size in args.memory_sizes:
-        net.memory = FeatureMemory(net.memory.bank.shape[1], size, args.selection)
-        with torch.no_grad():
-            net.fit_normal(normal.split(16))
-            maps = torch.cat([net(images[i : i + 8]).anomaly_map for i in range(0, len(images), 8)])[:, 0].numpy()
-        image = auroc(maps.reshape(len(maps), -1).max(axis=1), labels)
-        print(f"{args.selection + ' memory of ' + str(size):40s} {'':>26s} {image:12.3f} {auroc(maps, masks):12.3f}", flush=True)
+        print(f"{name:24s} {shown:>20s} {images_auroc[0]:11.3f} {images_auroc[1]:10.3f} {images_auroc[2]:8.3f}"
+              f" {auroc(maps, masks):7.3f}", flush=True)
+
+
+def image_score(maps: np.ndarray, share: float) -> np.ndarray:
+    """Maps [N, H, W] -> the mean of each map's top ``share`` of pixels (share 0: the maximum)."""
+    flat = maps.reshape(len(maps), -1)
+    count = max(1, round(flat.shape[1] * share))
+    return np.sort(flat, axis=1)[:, -count:].mean(axis=1)
 
 
 def standardised_evidence(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:

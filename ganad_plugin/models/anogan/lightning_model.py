@@ -73,7 +73,7 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         beta2: float = 0.999,
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
-        memory_weight: float = 8.0,
+        memory_weight: float = 4.0,
         memory_size: int = 16384,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,

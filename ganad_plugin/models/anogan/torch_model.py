@@ -40,7 +40,7 @@ class AnoganModel(PatchAnomalyModel):
         encoder_start: bool = True,
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
-        memory_weight: float = 8.0,
+        memory_weight: float = 4.0,
         memory_size: int = 16384,
         channels: int = 3,
     ) -> None:

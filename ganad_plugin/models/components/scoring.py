@@ -7,7 +7,11 @@ its reconstruction) survives. On sample_data/weave this lifted image AUROC from 
 from 0.79 to 0.85 for the same GANomaly weights. Distance maps are taken on a log scale. The maps live on different scales, so each is
 standardised with the mean and standard deviation it has on normal training images (``EvidenceCalibration``, buffers saved in the checkpoint and
 the exported graph). The anomaly map is the mean of the standardised, smoothed evidence maps: a z-score
-per pixel. The image score is the map's maximum: the evidence at the most anomalous place.
+per pixel. The image score is the mean of the map's highest values (its top ``SCORE_TOP_FRACTION`` of pixels,
+164 px of a 256 x 256 map): the evidence at the most anomalous place, less at the mercy of one noisy peak than
+the maximum. Over six checkpoints (three models x two sample categories, same weights) the mean image AUROC was
+0.820 with the maximum, 0.835 with the top 0.25 % and 0.841 with the top 1 % (``benchmarks/evidence_ablation.py``);
+the smaller fraction was kept so that a small defect still fills most of it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
+
+SCORE_TOP_FRACTION = 0.0025  # the image score is the mean of this share of the map's highest pixels
 
 
 class GaussianSmoothing(nn.Module):
@@ -119,7 +125,14 @@ class AnomalyScorer(nn.Module):
     def forward(self, evidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Evidence [B, E, H, W] -> (pred_score [B], anomaly_map [B, 1, H, W])."""
         anomaly_map = self.calibration(self.smooth(evidence))
-        return anomaly_map.amax(dim=(1, 2, 3)), anomaly_map
+        return image_score(anomaly_map), anomaly_map
+
+
+def image_score(anomaly_map: torch.Tensor) -> torch.Tensor:
+    """Anomaly maps [B, 1, H, W] -> the mean of each map's top ``SCORE_TOP_FRACTION`` of pixels [B]."""
+    flat = anomaly_map.flatten(1)
+    count = max(1, round(flat.shape[1] * SCORE_TOP_FRACTION))
+    return flat.topk(count, dim=1).values.mean(dim=1)
 
 
 def signed_residual(patches: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,7 @@ class EgbadModel(PatchAnomalyModel):
         weight_average_decay: float = 0.99,
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
-        memory_weight: float = 8.0,
+        memory_weight: float = 4.0,
         memory_size: int = 16384,
         channels: int = 3,
     ) -> None:

@@ -76,7 +76,7 @@ class GANomaly(GanTrainingMixin, AnomalibModule):
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
         latent_weight: float = 0.1,
-        memory_weight: float = 8.0,
+        memory_weight: float = 4.0,
         memory_size: int = 16384,
         corruption_probability: float = 0.0,
         pre_processor: PreProcessor | bool = True,

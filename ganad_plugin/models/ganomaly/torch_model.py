@@ -46,7 +46,7 @@ class GanomalyModel(PatchAnomalyModel):
         smoothing_sigma_px: float = 3.0,
         background_sigma_px: float = 16.0,
         latent_weight: float = 0.1,
-        memory_weight: float = 8.0,
+        memory_weight: float = 4.0,
         memory_size: int = 16384,
         channels: int = 3,
     ) -> None:
