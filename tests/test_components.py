@@ -8,7 +8,7 @@ import torch
 from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder, WeightAverage
 from ganad_plugin.models.components.memory import FeatureMemory
 from ganad_plugin.models.components.patches import PatchGrid, random_patches
-from ganad_plugin.models.components.scoring import AnomalyScorer, EvidenceCalibration, GaussianSmoothing
+from ganad_plugin.models.components.scoring import AnomalyScorer, EvidenceCalibration, GaussianSmoothing, image_score
 
 
 @pytest.mark.parametrize("patch_size", [16, 32, 64])
@@ -163,6 +163,14 @@ def test_feature_memory_keeps_a_subset_or_repeats_to_fill_its_fixed_size() -> No
     assert len(as_set(small.bank)) == 6  # without repeats when there are enough features
 
 
+def test_image_score_is_the_mean_of_the_top_quarter_percent_of_the_map() -> None:
+    maps = torch.zeros(2, 1, 40, 40)  # 1600 px: the top 0.25 % is 4 px
+    maps[0, 0, 5, 5] = 8.0  # one hot pixel (noise)
+    maps[1, 0, 20:22, 20:22] = 4.0  # a defect of 4 px, half as bright
+    torch.testing.assert_close(image_score(maps), torch.tensor([2.0, 4.0]))
+    assert maps.amax(dim=(1, 2, 3))[0] > maps.amax(dim=(1, 2, 3))[1]  # the maximum would rank the noise first
+
+
 def test_coreset_memory_keeps_rare_normal_directions_that_a_random_subset_misses() -> None:
     generator = torch.Generator().manual_seed(0)
     common = torch.zeros(4000, 64)
@@ -178,7 +186,7 @@ def test_coreset_memory_keeps_rare_normal_directions_that_a_random_subset_misses
         distances[selection] = float(memory(query))
     assert distances["coreset"] < 0.6  # the rare direction is in the bank (the noise alone is ~0.35 away)
     assert distances["random"] > 1.0  # 16 random rows of 4004 all come from the common direction
-    with pytest.raises(ValueError, match="memory_selection"):
+    with pytest.raises(ValueError, match="memory selection must be one of"):
         FeatureMemory(dim=4, size=8, selection="kmeans")
 
 

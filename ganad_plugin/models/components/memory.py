@@ -60,7 +60,7 @@ class FeatureMemory(nn.Module):
             msg = f"memory_size must be at least 1, got {size}"
             raise ValueError(msg)
         if selection not in SELECTIONS:
-            msg = f"memory_selection must be one of {SELECTIONS}, got {selection!r}"
+            msg = f"memory selection must be one of {SELECTIONS}, got {selection!r}"
             raise ValueError(msg)
         self.selection = selection
         self.register_buffer("bank", torch.zeros(size, dim))
