@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 from anogan_search import load_test_set, load_train_images
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.memory import FeatureMemory
+from ganad_plugin.models.components.scoring import image_score
 
 SINGLE = {"residual only": (1.0, 0.0, 0.0), "model distance only": (0.0, 1.0, 0.0), "memory only": (0.0, 0.0, 1.0)}
 MEMORY_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -59,17 +59,11 @@ def main() -> None:
     for name, weights in weightings.items():
         w = torch.tensor(weights) / sum(weights)
         maps = (standardised * w[None, :, None, None]).sum(dim=1).numpy()
-        images_auroc = [auroc(image_score(maps, share), labels) for share in (0.0, 0.0025, 0.01)]
+        scores = [image_score(torch.from_numpy(maps)[:, None], share).numpy() for share in (0.0, 0.0025, 0.01)]
+        images_auroc = [auroc(score, labels) for score in scores]
         shown = "(" + ", ".join(f"{x:.2f}" for x in weights) + ")"
         print(f"{name:24s} {shown:>20s} {images_auroc[0]:11.3f} {images_auroc[1]:10.3f} {images_auroc[2]:8.3f}"
               f" {auroc(maps, masks):7.3f}", flush=True)
-
-
-def image_score(maps: np.ndarray, share: float) -> np.ndarray:
-    """Maps [N, H, W] -> the mean of each map's top ``share`` of pixels (share 0: the maximum)."""
-    flat = maps.reshape(len(maps), -1)
-    count = max(1, round(flat.shape[1] * share))
-    return np.sort(flat, axis=1)[:, -count:].mean(axis=1)
 
 
 def standardised_evidence(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -128,10 +128,10 @@ class AnomalyScorer(nn.Module):
         return image_score(anomaly_map), anomaly_map
 
 
-def image_score(anomaly_map: torch.Tensor) -> torch.Tensor:
-    """Anomaly maps [B, 1, H, W] -> the mean of each map's top ``SCORE_TOP_FRACTION`` of pixels [B]."""
+def image_score(anomaly_map: torch.Tensor, fraction: float = SCORE_TOP_FRACTION) -> torch.Tensor:
+    """Anomaly maps [B, 1, H, W] -> the mean of each map's top ``fraction`` of pixels [B] (0: the maximum)."""
     flat = anomaly_map.flatten(1)
-    count = max(1, round(flat.shape[1] * SCORE_TOP_FRACTION))
+    count = max(1, round(flat.shape[1] * fraction))
     return flat.topk(count, dim=1).values.mean(dim=1)
 
 
