@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from anomalib.data import InferenceBatch
 
 from ganad_plugin.models import AnoGAN
-from ganad_plugin.models.anogan.loss import EncoderLoss, search_loss
+from ganad_plugin.models.anogan.loss import EncoderLoss, GeneratorLoss, search_loss
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 160), (512, 384)])
@@ -66,6 +68,16 @@ def test_encoder_loss_is_zero_for_a_perfect_inversion() -> None:
     assert EncoderLoss(kappa=2.0)(x, x + 0.1, f, f + 0.1)["total"].item() == pytest.approx(0.01 + 2 * 0.01, rel=1e-4)
 
 
+def test_generator_loss_adds_the_weighted_reconstruction_only_when_given() -> None:
+    logits, x = torch.zeros(4), torch.rand(4, 3, 32, 32)
+    adversarial = GeneratorLoss(w_rec=10.0)(logits)["total"]
+    assert adversarial.item() == pytest.approx(math.log(2.0), rel=1e-5)
+    assert GeneratorLoss(w_rec=10.0)(logits, x, x)["total"].item() == pytest.approx(adversarial.item())
+    losses = GeneratorLoss(w_rec=10.0)(logits, x, x + 0.2)
+    assert losses["reconstruction"].item() == pytest.approx(0.2, rel=1e-4)
+    assert losses["total"].item() == pytest.approx(adversarial.item() + 2.0, rel=1e-4)
+
+
 def test_training_runs_the_gan_then_the_encoder_and_the_encoder_learns(tiny_dataset) -> None:
     from anomalib.data import MVTecAD
     from anomalib.engine import Engine
@@ -78,6 +90,7 @@ def test_training_runs_the_gan_then_the_encoder_and_the_encoder_learns(tiny_data
     engine.fit(model=model, datamodule=datamodule)
     metrics = engine.trainer.logged_metrics
     assert "generator_loss" in metrics and "encoder_loss" in metrics
+    assert "reconstruction_loss" in metrics  # the GAN phase's w_rec term (default on)
     assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.model.encoder.parameters(), strict=True))
     assert bool(model.model.scorer.calibration.calibrated)
 
@@ -92,6 +105,8 @@ def test_bad_arguments_are_refused_by_name() -> None:
         AnoGAN(encoder_share=1.0)
     with pytest.raises(ValueError, match="latent_search_steps"):
         AnoGAN(latent_search_steps=-1)
+    with pytest.raises(ValueError, match="w_rec"):
+        AnoGAN(w_rec=-1.0)
 
 
 def test_get_model_finds_anogan_by_name() -> None:

@@ -1,9 +1,11 @@
 """AnoGAN (Schlegl et al. 2017) with f-AnoGAN's encoder (Schlegl et al. 2019) as an anomalib model, on patches.
 
 Training has two phases over the run's optimiser steps: a DCGAN learns normal patches, then (for the last
-``encoder_share`` of the steps) an encoder learns to invert the frozen generator (izi_f). At test time a
-patch's latent starts at E(x), or at random as in the paper, and ``latent_search_steps`` batched Adam steps
-refine it. With ``latent_search_steps = 0`` (the default: the best accuracy per second measured, see the
+``encoder_share`` of the steps) an encoder learns to invert the frozen generator (izi_f). In the first phase, with
+``w_rec`` > 0 (the default; 0 is the paper's DCGAN), G and E also learn ||x - G(E(x))||_1 on real patches, so that
+G can reproduce a normal patch and E starts its izi_f phase as a near-inverse (model README: the measured gain).
+At test time a patch's latent starts at E(x), or at random as in the paper, and ``latent_search_steps`` batched
+Adam steps refine it. With ``latent_search_steps = 0`` (the default: the best accuracy per second measured, see the
 README) the model is a single forward pass and exports to OpenVINO.
 """
 
@@ -42,6 +44,7 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
             uniformly (``components.patches.random_patches``).
         encoder_share: share of the training steps, at the end, spent training the encoder (G and D frozen).
         kappa: weight of the feature term in the encoder's izi_f loss.
+        w_rec: weight of ||x - G(E(x))||_1 for G and E during the GAN phase (0: the paper's prior-only DCGAN).
         latent_search_steps: Gamma, the test-time Adam steps on z (paper: 500); 0 = no search, exportable.
         latent_search_lr: the search's learning rate.
         residual_weight_lambda: lambda, weight of the discrimination loss in L(z) and in the map (paper 0.1).
@@ -62,8 +65,9 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         latent_dim: int = 64,
         patches_per_image: int = 32,
         structured_share: float = 0.0,
-        encoder_share: float = 0.4,
+        encoder_share: float = 0.2,
         kappa: float = 1.0,
+        w_rec: float = 10.0,
         latent_search_steps: int = 0,
         latent_search_lr: float = 0.05,
         residual_weight_lambda: float = 0.1,
@@ -87,6 +91,9 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         if not 0.0 < encoder_share < 1.0:
             msg = f"encoder_share must be between 0 and 1 (exclusive), got {encoder_share}"
             raise ValueError(msg)
+        if w_rec < 0:
+            msg = f"w_rec must be >= 0 (0: the paper's prior-only DCGAN), got {w_rec}"
+            raise ValueError(msg)
         if latent_search_steps < 0:
             msg = f"latent_search_steps must be >= 0, got {latent_search_steps}"
             raise ValueError(msg)
@@ -99,7 +106,7 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
             encoder_start, smoothing_sigma_px, background_sigma_px, memory_weight, memory_size,
         )
         self.discriminator_loss = DiscriminatorLoss()
-        self.generator_loss = GeneratorLoss()
+        self.generator_loss = GeneratorLoss(w_rec)
         self.encoder_loss = EncoderLoss(kappa)
         self.automatic_optimization = False
 
@@ -128,7 +135,7 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         return {"loss": next(iter(losses.values())).detach()}
 
     def gan_step(self, patches: torch.Tensor) -> dict[str, torch.Tensor]:
-        d_opt, g_opt, _ = self.optimizers()
+        d_opt, g_opt, e_opt = self.optimizers()
         model = self.model
         prior = torch.randn(patches.shape[0], model.latent_dim, 1, 1, device=patches.device)
         generated = model.generator(prior)
@@ -141,11 +148,18 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         d_opt.step()
 
         logits_generated, _ = model.discriminator(generated)
-        g_loss = self.generator_loss(logits_generated)
+        reconstructions = model.generator(model.encoder(patches)) if self.generator_loss.w_rec > 0 else None
+        g_losses = self.generator_loss(logits_generated, patches, reconstructions)
         g_opt.zero_grad()
-        self.manual_backward(g_loss)
+        e_opt.zero_grad()
+        self.manual_backward(g_losses["total"])
         g_opt.step()
-        return {"generator_loss": g_loss, "discriminator_loss": d_loss}
+        if reconstructions is not None:
+            e_opt.step()
+        losses = {"generator_loss": g_losses["total"], "discriminator_loss": d_loss}
+        if reconstructions is not None:
+            losses["reconstruction_loss"] = g_losses["reconstruction"]
+        return losses
 
     def encoder_step(self, patches: torch.Tensor) -> dict[str, torch.Tensor]:
         _, _, e_opt = self.optimizers()

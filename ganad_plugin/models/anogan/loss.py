@@ -1,6 +1,8 @@
 """AnoGAN's losses (Schlegl et al. 2017) and f-AnoGAN's encoder loss (Schlegl et al. 2019), on image patches.
 
-DCGAN training: discriminator binary cross-entropy (real -> 1, G(z) -> 0); generator non-saturating (G(z) -> 1).
+DCGAN training: discriminator binary cross-entropy (real -> 1, G(z) -> 0); generator non-saturating (G(z) -> 1),
+plus, with w_rec > 0 (not in the paper, 0 turns it off), w_rec * ||x - G(E(x))||_1 for G and E together: the
+generator also learns to reproduce real patches through the encoder, which the prior-only game learns slowly.
 Latent search (test time), per patch:
     L(z) = (1 - lambda) * R(z) + lambda * D(z)
     R(z) residual loss        = ||x - G(z)||_1
@@ -37,8 +39,21 @@ class DiscriminatorLoss(nn.Module):
 
 
 class GeneratorLoss(nn.Module):
-    def forward(self, logits_generated: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits_generated, torch.ones_like(logits_generated))
+    def __init__(self, w_rec: float = 0.0) -> None:
+        super().__init__()
+        self.w_rec = w_rec
+
+    def forward(
+        self,
+        logits_generated: torch.Tensor,
+        patches: torch.Tensor | None = None,
+        reconstructions: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        adversarial = F.binary_cross_entropy_with_logits(logits_generated, torch.ones_like(logits_generated))
+        if reconstructions is None:
+            return {"total": adversarial}
+        reconstruction = F.l1_loss(reconstructions, patches)
+        return {"total": adversarial + self.w_rec * reconstruction, "reconstruction": reconstruction}
 
 
 class EncoderLoss(nn.Module):
