@@ -70,8 +70,7 @@ def standardised_evidence(net: torch.nn.Module, images: torch.Tensor) -> torch.T
     """The smoothed evidence maps [N, 3, H, W] as z-scores against the normal-image calibration."""
     with torch.inference_mode():
         smoothed = torch.cat([net.scorer.smooth(net.evidence(images[i : i + 8])) for i in range(0, len(images), 8)])
-    calibration = net.scorer.calibration
-    return (smoothed - calibration.mean[None, :, None, None]) / calibration.std[None, :, None, None]
+    return net.scorer.calibration.standardise(smoothed)
 
 
 if __name__ == "__main__":

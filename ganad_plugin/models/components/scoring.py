@@ -79,10 +79,13 @@ class EvidenceCalibration(nn.Module):
         self.std.copy_(values.std(dim=1).clamp_min(1e-6))
         self.calibrated.fill_(True)
 
+    def standardise(self, evidence: torch.Tensor) -> torch.Tensor:
+        """[B, E, H, W] -> each evidence map as a z-score against the normal images [B, E, H, W]."""
+        return (evidence - self.mean[None, :, None, None]) / self.std[None, :, None, None]
+
     def forward(self, evidence: torch.Tensor) -> torch.Tensor:
         """[B, E, H, W] -> weighted mean z-score over the evidence maps [B, 1, H, W]."""
-        standardised = (evidence - self.mean[None, :, None, None]) / self.std[None, :, None, None]
-        return (standardised * self.weights[None, :, None, None]).sum(dim=1, keepdim=True)
+        return (self.standardise(evidence) * self.weights[None, :, None, None]).sum(dim=1, keepdim=True)
 
 
 class AnomalyScorer(nn.Module):
