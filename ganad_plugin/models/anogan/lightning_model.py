@@ -154,10 +154,9 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         e_opt.zero_grad()
         self.manual_backward(g_losses["total"])
         g_opt.step()
-        if reconstructions is not None:
-            e_opt.step()
         losses = {"generator_loss": g_losses["total"], "discriminator_loss": d_loss}
         if reconstructions is not None:
+            e_opt.step()
             losses["reconstruction_loss"] = g_losses["reconstruction"]
         return losses
 
