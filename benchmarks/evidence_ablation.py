@@ -58,9 +58,9 @@ def main() -> None:
     print(f"{'evidence':24s} {'weights':>20s} {'image: max':>11s} {'top 0.25%':>10s} {'top 1%':>8s} {'pixel':>7s}")
     for name, weights in weightings.items():
         w = torch.tensor(weights) / sum(weights)
-        maps = (standardised * w[None, :, None, None]).sum(dim=1).numpy()
-        scores = [image_score(torch.from_numpy(maps)[:, None], share).numpy() for share in (0.0, 0.0025, 0.01)]
-        images_auroc = [auroc(score, labels) for score in scores]
+        maps = (standardised * w[None, :, None, None]).sum(dim=1, keepdim=True)
+        images_auroc = [auroc(image_score(maps, share).numpy(), labels) for share in (0.0, 0.0025, 0.01)]
+        maps = maps[:, 0].numpy()
         shown = "(" + ", ".join(f"{x:.2f}" for x in weights) + ")"
         print(f"{name:24s} {shown:>20s} {images_auroc[0]:11.3f} {images_auroc[1]:10.3f} {images_auroc[2]:8.3f}"
               f" {auroc(maps, masks):7.3f}", flush=True)
