@@ -20,12 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
+from sample_sets import load_test_set
 
 from ganad_plugin.edge.metrics import auroc
-from ganad_plugin.edge.images import list_images, read_rgb
 from ganad_plugin.models import AnoGAN
 from ganad_plugin.models.components.scoring import image_score
 
@@ -40,25 +39,6 @@ def train(category: str, root: str, out: Path) -> Path:
     return max(out.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
 
 
-def load_test_set(root: Path, per_kind: int, size: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    images, labels, masks = [], [], []
-    for kind in sorted(p.name for p in (root / "test").iterdir() if p.is_dir()):
-        for path in list_images(root / "test" / kind)[:per_kind]:
-            images.append(cv2.resize(read_rgb(path), (size, size), interpolation=cv2.INTER_AREA))
-            labels.append(kind != "good")
-            mask_path = root / "ground_truth" / kind / f"{path.stem}_mask.png"
-            mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE) if kind != "good" else None
-            masks.append(np.zeros((size, size), bool) if mask is None else cv2.resize(mask, (size, size)) > 127)
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-    return batch, np.array(labels), np.stack(masks)
-
-
-def load_train_images(root: Path, count: int, size: int) -> torch.Tensor:
-    images = [cv2.resize(read_rgb(path), (size, size), interpolation=cv2.INTER_AREA)
-              for path in list_images(root / "train" / "good")[:count]]
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-
-
 def score(model: AnoGAN, images: torch.Tensor, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(image scores, anomaly maps, image scores from the reconstruction evidence alone, images per second).
 
@@ -68,8 +48,9 @@ def score(model: AnoGAN, images: torch.Tensor, batch_size: int) -> tuple[np.ndar
     net = model.model
     calibration = net.scorer.calibration
     without_memory = calibration.weights.clone()
-    without_memory[2] = 0.0
+    without_memory[net.evidence_names.index("memory")] = 0.0
     without_memory /= without_memory.sum()
+    fraction = net.scorer.score_top_fraction
     scores, maps, reconstruction_scores = [], [], []
     start = time.perf_counter()
     with torch.inference_mode():
@@ -77,9 +58,9 @@ def score(model: AnoGAN, images: torch.Tensor, batch_size: int) -> tuple[np.ndar
             smoothed = net.scorer.smooth(net.evidence(images[first : first + batch_size]))
             anomaly_map = calibration(smoothed)
             reconstruction_map = (calibration.standardise(smoothed) * without_memory[None, :, None, None]).sum(dim=1)
-            scores.append(image_score(anomaly_map).numpy())
+            scores.append(image_score(anomaly_map, fraction).numpy())
             maps.append(anomaly_map[:, 0].numpy())
-            reconstruction_scores.append(image_score(reconstruction_map[:, None]).numpy())
+            reconstruction_scores.append(image_score(reconstruction_map[:, None], fraction).numpy())
     seconds = time.perf_counter() - start
     return np.concatenate(scores), np.concatenate(maps), np.concatenate(reconstruction_scores), len(images) / seconds
 

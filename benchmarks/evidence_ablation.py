@@ -4,7 +4,7 @@
 
 Loads a trained checkpoint (e.g. one written by benchmarks/accuracy.py), scores the whole test split once, and
 prints image AUROC (three image scores: the map's maximum, the mean of its top 0.25 % and of its top 1 %) and
-pixel AUROC for each evidence map alone and for weightings of (residual, model distance, memory distance), using
+pixel AUROC for each evidence map alone and for weightings of (residual, paper distance, memory distance), using
 the checkpoint's own feature memory and normal-image calibration. The first row is the model's configured
 weighting; "memory weight m" keeps the configured residual/model-distance split with the memory at m.
 With --memory-size N (and --selection coreset|random) it first refills the memory with N features from the
@@ -17,14 +17,14 @@ import argparse
 from pathlib import Path
 
 import torch
-from anogan_search import load_test_set, load_train_images
+from sample_sets import load_test_set, load_train_images
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.memory import FeatureMemory
 from ganad_plugin.models.components.scoring import image_score
 
-SINGLE = {"residual only": (1.0, 0.0, 0.0), "model distance only": (0.0, 1.0, 0.0), "memory only": (0.0, 0.0, 1.0)}
+SINGLE = {"residual only": (1.0, 0.0, 0.0), "paper distance only": (0.0, 1.0, 0.0), "memory only": (0.0, 0.0, 1.0)}
 MEMORY_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
@@ -40,6 +40,8 @@ def main() -> None:
     torch.set_num_threads(2)
     model = getattr(ganad_plugin.models, args.model).load_from_checkpoint(args.ckpt).eval()
     net = model.model
+    if net.evidence_names != ("residual", "distance", "memory"):
+        parser.error(f"the checkpoint has evidence {net.evidence_names}; this ablation needs all three maps")
     root = Path(args.root) / args.category
     memory = f"{net.memory.bank.shape[0]} features as trained"
     if args.memory_size:
@@ -67,7 +69,7 @@ def main() -> None:
 
 
 def standardised_evidence(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The smoothed evidence maps [N, 3, H, W] as z-scores against the normal-image calibration."""
+    """The smoothed evidence maps [N, E, H, W] as z-scores against the normal-image calibration."""
     with torch.inference_mode():
         smoothed = torch.cat([net.scorer.smooth(net.evidence(images[i : i + 8])) for i in range(0, len(images), 8)])
     return net.scorer.calibration.standardise(smoothed)

@@ -33,6 +33,26 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def fit_briefly(model, data_root: Path, epochs: int, work: Path):
+    """(the pre-processed images of the tiny flange's first training batch, to measure ``model`` on before and
+    after; a function that fits ``model`` for ``epochs`` there with a plain anomalib Engine, validating once at the
+    end, and returns the Engine)."""
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+
+    datamodule = MVTecAD(root=data_root, category="flange", train_batch_size=2, eval_batch_size=4, num_workers=0)
+    datamodule.setup()
+    images = model.pre_processor.transform(next(iter(datamodule.train_dataloader())).image)
+
+    def fit() -> Engine:
+        engine = Engine(max_epochs=epochs, check_val_every_n_epoch=epochs, logger=False, enable_progress_bar=False,
+                        default_root_dir=work)
+        engine.fit(model=model, datamodule=datamodule)
+        return engine
+
+    return images, fit
+
+
 MODELS = ("GANomaly", "EGBAD", "AnoGAN")
 _exported: dict[str, dict[str, Path]] = {}
 

@@ -6,29 +6,18 @@ import math
 
 import pytest
 import torch
-from anomalib.data import InferenceBatch
 
-from ganad_plugin.models import AnoGAN
+from ganad_plugin.models import AnoGAN, PatchSampling
 from ganad_plugin.models.anogan.loss import EncoderLoss, GeneratorLoss, search_loss
 
-
-@pytest.mark.parametrize("size", [(64, 64), (96, 160), (512, 384)])
-def test_eval_output_is_score_and_map_at_preprocessed_resolution(size: tuple[int, int]) -> None:
-    model = AnoGAN(pre_processor=AnoGAN.configure_pre_processor(size)).eval()
-    images = model.pre_processor(torch.rand(2, 3, 300, 280))
-    with torch.no_grad():
-        output = model.model(images)
-    assert isinstance(output, InferenceBatch)
-    assert output.pred_score.shape == (2,)
-    assert output.anomaly_map.shape == (2, 1, *size)
-    assert torch.isfinite(output.anomaly_map).all()
+from .conftest import fit_briefly
 
 
 def _patch_losses(net, patches: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         reconstructions = net.generator(latent)
         return search_loss(patches, reconstructions, net.discriminator_features(patches),
-                           net.discriminator_features(reconstructions), net.residual_weight_lambda)
+                           net.discriminator_features(reconstructions), net.latent_search_lambda)
 
 
 def test_batched_search_lowers_the_loss_of_every_patch_under_inference_mode() -> None:
@@ -58,7 +47,7 @@ def test_search_of_a_batch_equals_the_searches_of_its_images() -> None:
 def test_zero_search_steps_use_the_encoder_latent_as_it_is() -> None:
     net = AnoGAN(latent_search_steps=0).model.eval()
     patches = torch.rand(4, 3, 32, 32) * 2 - 1
-    latent = net.start_latent(patches, net.encode(patches))
+    latent = net.start_latent(patches, net.encoder(patches))
     assert net.search_latent(patches, latent) is latent
 
 
@@ -79,20 +68,14 @@ def test_generator_loss_adds_the_weighted_reconstruction_only_when_given() -> No
 
 
 def test_training_runs_the_gan_then_the_encoder_and_the_encoder_learns(tiny_dataset) -> None:
-    from anomalib.data import MVTecAD
-    from anomalib.engine import Engine
-
-    model = AnoGAN(patches_per_image=16, encoder_share=0.5)
-    datamodule = MVTecAD(root=tiny_dataset, category="flange", train_batch_size=2, eval_batch_size=4, num_workers=0)
-    engine = Engine(max_epochs=6, check_val_every_n_epoch=6, logger=False, enable_progress_bar=False,
-                    default_root_dir=tiny_dataset.parent / "anogan_fit")
+    model = AnoGAN(sampling=PatchSampling(patches_per_image=16), encoder_share=0.5)
+    _, fit = fit_briefly(model, tiny_dataset, 6, tiny_dataset.parent / "anogan_fit")
     encoder_before = [p.detach().clone() for p in model.model.encoder.parameters()]
-    engine.fit(model=model, datamodule=datamodule)
-    metrics = engine.trainer.logged_metrics
+    metrics = fit().trainer.logged_metrics
     assert "generator_loss" in metrics and "encoder_loss" in metrics
     assert "reconstruction_loss" in metrics  # the GAN phase's w_rec term (default on)
     assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.model.encoder.parameters(), strict=True))
-    assert bool(model.model.scorer.calibration.calibrated)
+    assert model.model.calibrated
 
 
 def test_export_with_a_latent_search_is_refused_with_the_way_out(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""The DESIGN.md command lines for each model, and the exported IR against the torch model."""
+"""The interface contract's command lines for each model, every export type, and the exports against the checkpoint."""
 
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ def test_exported_ir_has_the_four_outputs(exported_model: dict[str, Path]) -> No
 def test_ir_matches_torch_model_within_1e_3(exported_model: dict[str, Path], tiny_dataset: Path) -> None:
     model = load_trained(exported_model)
     compiled = ov.Core().compile_model(exported_model["xml"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    for path in list_images(tiny_dataset / "weave" / "test")[:4]:
-        image = (read_rgb(path).astype(np.float32) / 255).transpose(2, 0, 1)[None]
+    for image in first_test_images(tiny_dataset, 4):
         with torch.no_grad():
             expected = model(torch.from_numpy(image))
         actual = compiled(image)
@@ -42,11 +41,38 @@ def test_ir_matches_torch_model_within_1e_3(exported_model: dict[str, Path], tin
             assert bool(actual[compiled.output("pred_label")][0]) == bool(expected.pred_label[0])
 
 
+def first_test_images(tiny_dataset: Path, count: int) -> list[np.ndarray]:
+    paths = list_images(tiny_dataset / "weave" / "test")[:count]
+    return [(read_rgb(path).astype(np.float32) / 255).transpose(2, 0, 1)[None] for path in paths]
+
+
+@pytest.mark.parametrize("export_type", ["torch", "onnx"])
+def test_every_export_type_runs_like_the_checkpoint(exported_model, export_type: str, tiny_dataset: Path,
+                                                    tmp_path: Path) -> None:
+    anomalib = str(Path(sys.executable).parent / "anomalib")
+    run_cli([anomalib, "export", "--model", f"ganad_plugin.models.{exported_model['name']}", "--export_type",
+             export_type, "--ckpt_path", str(exported_model["checkpoint"]), "--default_root_dir", str(tmp_path)],
+            cwd=REPO, log=tmp_path / "export.log")
+    model = load_trained(exported_model)
+    if export_type == "torch":
+        exported = torch.load(next(tmp_path.rglob("model.pt")), weights_only=False)["model"].eval()
+        run = lambda image: exported(torch.from_numpy(image))  # noqa: E731
+    else:
+        compiled = ov.Core().compile_model(next(tmp_path.rglob("model.onnx")), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        run = lambda image: {name: compiled(image)[compiled.output(name)] for name in ("pred_score", "anomaly_map")}  # noqa: E731
+    for image in first_test_images(tiny_dataset, 2):
+        with torch.no_grad():
+            expected, actual = model(torch.from_numpy(image)), run(image)
+        for name in ("pred_score", "anomaly_map"):
+            value = actual[name] if isinstance(actual, dict) else getattr(actual, name)
+            np.testing.assert_allclose(np.asarray(value), getattr(expected, name).numpy(), atol=1e-3)
+
+
 def test_threshold_and_normalisation_come_from_validation_and_are_in_the_checkpoint(exported_model) -> None:
     model = load_trained(exported_model)
     assert torch.isfinite(model.post_processor.image_threshold)
     assert torch.isfinite(model.post_processor.pixel_threshold)
-    assert bool(model.model.scorer.calibration.calibrated)
+    assert model.model.calibrated
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from .runtime import ImageResult
+
+class Scored(Protocol):
+    """What an overlay shows of a result (``runtime.ImageResult`` has these)."""
+
+    score: float
+    label: bool
+    anomaly_map: np.ndarray
+    mask: np.ndarray
 
 
 def find_regions(mask: np.ndarray, anomaly_map: np.ndarray, min_area_px: int = 16) -> list[dict]:
@@ -45,7 +51,7 @@ def overlay(image_rgb: np.ndarray, anomaly_map: np.ndarray, mask: np.ndarray, sc
     return np.hstack([bgr, blended])
 
 
-def save_overlay(target: Path, image_rgb: np.ndarray, result: ImageResult) -> None:
+def save_overlay(target: Path, image_rgb: np.ndarray, result: Scored) -> None:
     """Write ``overlay`` of ``result`` on ``image_rgb`` to ``target`` (PNG), creating its folder."""
     target.parent.mkdir(parents=True, exist_ok=True)
     picture = overlay(image_rgb, result.anomaly_map, result.mask, result.score, result.label)

@@ -1,12 +1,11 @@
 """AnoGAN (Schlegl et al. 2017) with f-AnoGAN's encoder (Schlegl et al. 2019) as an anomalib model, on patches.
 
-Training has two phases over the run's optimiser steps: a DCGAN learns normal patches, then (for the last
-``encoder_share`` of the steps) an encoder learns to invert the frozen generator (izi_f). In the first phase, with
-``w_rec`` > 0 (the default; 0 is the paper's DCGAN), G and E also learn ||x - G(E(x))||_1 on real patches, so that
-G can reproduce a normal patch and E starts its izi_f phase as a near-inverse (model README: the measured gain).
-At test time a patch's latent starts at E(x), or at random as in the paper, and ``latent_search_steps`` batched
-Adam steps refine it. With ``latent_search_steps = 0`` (the default: the best accuracy per second measured, see the
-README) the model is a single forward pass and exports to OpenVINO.
+Training has two phases over the run's optimiser steps. First a DCGAN learns normal patches: D learns real -> 1,
+G(z) -> 0; G learns the non-saturating G(z) -> 1 and, with ``w_rec`` > 0 (not in the paper), G and E together learn
+||x - G(E(x))||_1 (``loss.GeneratorLoss``). Then, for the last ``encoder_share`` of the steps, E learns to invert the
+frozen G (f-AnoGAN's izi_f, ``loss.EncoderLoss``). At test time a patch's latent starts at E(x), or at random as in
+the paper, and ``latent_search_steps`` batched Adam steps refine it (``torch_model.AnoganModel.search_latent``);
+with no steps the model is a single forward pass and exports.
 """
 
 from __future__ import annotations
@@ -17,77 +16,48 @@ from typing import Any
 
 import torch
 from anomalib.data import Batch
-from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
-from anomalib.post_processing import PostProcessor
-from anomalib.pre_processing import PreProcessor
-from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
-from ganad_plugin.models.components.patches import random_patches
-from ganad_plugin.models.components.training import GanTrainingMixin, check_finite, check_patch_fits
+from ganad_plugin.models.components.gan_module import PatchGanModule
+from ganad_plugin.models.components.settings import Evidence, PatchNetwork
 
-from .loss import DiscriminatorLoss, EncoderLoss, GeneratorLoss
+from .loss import EncoderLoss, GeneratorLoss
 from .torch_model import AnoganModel
 
 
-class AnoGAN(GanTrainingMixin, AnomalibModule):
+class AnoGAN(PatchGanModule, AnomalibModule):
     """Patch AnoGAN with an encoder-started, batched latent search.
 
     Args:
-        patch_size: side of the square patches the networks work on (power of two, >= 16).
-        n_features: channels of the first DCGAN stage (doubled per stage).
-        latent_dim: size of z; the prior is N(0, I).
-        patches_per_image: random patches drawn from each training image per step.
-        structured_share: share of those drawn where the image has structure (edges, holes) rather than
-            uniformly (``components.patches.random_patches``).
+        network: the networks' patch size, width and latent size (the prior is N(0, I)).
+        evidence: the evidence maps, their weights and the image score (``distance`` is the discrimination loss
+            ||f_D(x) - f_D(G(z))||_1; the paper's score weights it lambda beside the residual's 1 - lambda).
         encoder_share: share of the training steps, at the end, spent training the encoder (G and D frozen).
         kappa: weight of the feature term in the encoder's izi_f loss.
         w_rec: weight of ||x - G(E(x))||_1 for G and E during the GAN phase (0: the paper's prior-only DCGAN).
-        latent_search_steps: Gamma, the test-time Adam steps on z (paper: 500); 0 = no search, exportable.
+        latent_search_steps: Gamma, the test-time Adam steps on z (paper: 500); 0: no search, exportable.
         latent_search_lr: the search's learning rate.
-        residual_weight_lambda: lambda, weight of the discrimination loss in L(z) and in the map (paper 0.1).
-        encoder_start: start the search from E(x); False starts from random z as in the paper.
-        lr, beta1, beta2: Adam settings for G, D and E (DCGAN: 2e-4, 0.5, 0.999).
-        smoothing_sigma_px, background_sigma_px: smoothing of the evidence maps (``AnomalyScorer``).
-        memory_weight: weight of the feature-memory distance (the distance from the encoder's feature at each place
-            to the nearest normal feature, ``components.memory``) beside the reconstruction evidence (weight 1).
-        memory_size: normal features kept (in the checkpoint and the exported graph).
+        latent_search_lambda: lambda of the search loss L(z) = (1 - lambda) R(z) + lambda D(z) (paper: 0.1).
+        encoder_start: start the search from E(x); False starts from a random z as in the paper.
+        **kwargs: ``PatchGanModule``'s: ``sampling``, ``optimiser`` and anomalib's components.
     """
 
     default_max_epochs = 25
 
     def __init__(
         self,
-        patch_size: int = 32,
-        n_features: int = 32,
-        latent_dim: int = 64,
-        patches_per_image: int = 32,
-        structured_share: float = 0.0,
-        encoder_share: float = 0.2,
-        kappa: float = 1.0,
-        w_rec: float = 10.0,
-        latent_search_steps: int = 0,
-        latent_search_lr: float = 0.05,
-        residual_weight_lambda: float = 0.1,
+        *,
+        network: PatchNetwork = PatchNetwork(latent_dim=64),
+        evidence: Evidence = Evidence(),
+        encoder_share: float = 0.2, kappa: float = 1.0, w_rec: float = 10.0,
+        latent_search_steps: int = 0, latent_search_lr: float = 0.05, latent_search_lambda: float = 0.1,
         encoder_start: bool = True,
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        smoothing_sigma_px: float = 3.0,
-        background_sigma_px: float = 16.0,
-        memory_weight: float = 4.0,
-        memory_size: int = 16384,
-        pre_processor: PreProcessor | bool = True,
-        post_processor: PostProcessor | bool = True,
-        evaluator: Evaluator | bool = True,
-        visualizer: Visualizer | bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            pre_processor=pre_processor, post_processor=post_processor, evaluator=evaluator, visualizer=visualizer
-        )
-        check_patch_fits(type(self).__name__, patch_size, self.input_size)
+        super().__init__(**kwargs)
+        self.check_input_fits(network.patch_size)
         if not 0.0 < encoder_share < 1.0:
             msg = f"encoder_share must be between 0 and 1 (exclusive), got {encoder_share}"
             raise ValueError(msg)
@@ -97,68 +67,45 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         if latent_search_steps < 0:
             msg = f"latent_search_steps must be >= 0, got {latent_search_steps}"
             raise ValueError(msg)
-        self.patches_per_image = patches_per_image
-        self.structured_share = structured_share
         self.encoder_share = encoder_share
-        self.lr, self.betas = lr, (beta1, beta2)
         self.model = AnoganModel(
-            patch_size, n_features, latent_dim, latent_search_steps, latent_search_lr, residual_weight_lambda,
-            encoder_start, smoothing_sigma_px, background_sigma_px, memory_weight, memory_size,
+            network=network, evidence=evidence, encoder_start=encoder_start, latent_search_steps=latent_search_steps,
+            latent_search_lr=latent_search_lr, latent_search_lambda=latent_search_lambda,
         )
-        self.discriminator_loss = DiscriminatorLoss()
-        self.generator_loss = GeneratorLoss(w_rec)
-        self.encoder_loss = EncoderLoss(kappa)
-        self.automatic_optimization = False
+        self.generator_loss = GeneratorLoss(w_rec=w_rec)
+        self.encoder_loss = EncoderLoss(kappa=kappa)
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
-        return [
-            optim.Adam(self.model.discriminator.parameters(), lr=self.lr, betas=self.betas),
-            optim.Adam(self.model.generator.parameters(), lr=self.lr, betas=self.betas),
-            optim.Adam(self.model.encoder.parameters(), lr=self.lr, betas=self.betas),
-        ]
+        return [self.adam(self.model.discriminator), self.adam(self.model.generator), self.adam(self.model.encoder)]
 
     def in_encoder_phase(self, batch_idx: int) -> bool:
         step = self.current_epoch * self.trainer.num_training_batches + batch_idx
         return step >= math.ceil((1.0 - self.encoder_share) * self.trainer.estimated_stepping_batches)
 
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
-        model = self.model
-        patches = model.to_tanh_range(
-            random_patches(batch.image, model.patch_size, self.patches_per_image, self.structured_share)
-        )
-        if self.in_encoder_phase(batch_idx):
-            losses = self.encoder_step(patches)
-        else:
-            losses = self.gan_step(patches)
-        check_finite(self.global_step, **losses)
-        self.log_dict(losses, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0])
-        return {"loss": next(iter(losses.values())).detach()}
+        patches = self.training_patches(batch)
+        losses = self.encoder_step(patches) if self.in_encoder_phase(batch_idx) else self.gan_step(patches)
+        return self.log_losses(batch, **losses)
 
     def gan_step(self, patches: torch.Tensor) -> dict[str, torch.Tensor]:
         d_opt, g_opt, e_opt = self.optimizers()
         model = self.model
         prior = torch.randn(patches.shape[0], model.latent_dim, 1, 1, device=patches.device)
         generated = model.generator(prior)
-
-        logits_real, _ = model.discriminator(patches)
-        logits_generated, _ = model.discriminator(generated.detach())
-        d_loss = self.discriminator_loss(logits_real, logits_generated)
-        d_opt.zero_grad()
-        self.manual_backward(d_loss)
-        d_opt.step()
+        d_loss = self.discriminator_step(
+            d_opt, model.discriminator(patches)[0], model.discriminator(generated.detach())[0]
+        )
 
         logits_generated, _ = model.discriminator(generated)
-        reconstructions = model.generator(model.encoder(patches)) if self.generator_loss.w_rec > 0 else None
+        if self.generator_loss.w_rec == 0:
+            g_losses = self.generator_loss(logits_generated)
+            self.step(g_losses["total"], g_opt)
+            return {"generator_loss": g_losses["total"], "discriminator_loss": d_loss}
+        reconstructions = model.generator(model.encoder(patches))
         g_losses = self.generator_loss(logits_generated, patches, reconstructions)
-        g_opt.zero_grad()
-        e_opt.zero_grad()
-        self.manual_backward(g_losses["total"])
-        g_opt.step()
-        losses = {"generator_loss": g_losses["total"], "discriminator_loss": d_loss}
-        if reconstructions is not None:
-            e_opt.step()
-            losses["reconstruction_loss"] = g_losses["reconstruction"]
-        return losses
+        self.step(g_losses["total"], g_opt, e_opt)
+        return {"generator_loss": g_losses["total"], "discriminator_loss": d_loss,
+                "reconstruction_loss": g_losses["reconstruction"]}
 
     def encoder_step(self, patches: torch.Tensor) -> dict[str, torch.Tensor]:
         _, _, e_opt = self.optimizers()
@@ -169,9 +116,7 @@ class AnoGAN(GanTrainingMixin, AnomalibModule):
         reconstructions = model.generator(model.encoder(patches))
         features_real = model.discriminator_features(patches).detach()
         losses = self.encoder_loss(patches, reconstructions, features_real, model.discriminator_features(reconstructions))
-        e_opt.zero_grad()
-        self.manual_backward(losses["total"])
-        e_opt.step()
+        self.step(losses["total"], e_opt)
         return {"encoder_loss": losses["total"]}
 
     def to_onnx(self, *args: Any, **kwargs: Any) -> Path:

@@ -1,8 +1,9 @@
 """AnoGAN's losses (Schlegl et al. 2017) and f-AnoGAN's encoder loss (Schlegl et al. 2019), on image patches.
 
-DCGAN training: discriminator binary cross-entropy (real -> 1, G(z) -> 0); generator non-saturating (G(z) -> 1),
-plus, with w_rec > 0 (not in the paper, 0 turns it off), w_rec * ||x - G(E(x))||_1 for G and E together: the
-generator also learns to reproduce real patches through the encoder, which the prior-only game learns slowly.
+DCGAN training: discriminator binary cross-entropy (real -> 1, G(z) -> 0; ``components.losses``); generator
+non-saturating (G(z) -> 1), plus, with w_rec > 0 (not in the paper, 0 turns it off), w_rec * ||x - G(E(x))||_1 for G
+and E together: the generator also learns to reproduce real patches through the encoder, which the prior-only game
+learns slowly.
 Latent search (test time), per patch:
     L(z) = (1 - lambda) * R(z) + lambda * D(z)
     R(z) residual loss        = ||x - G(z)||_1
@@ -17,29 +18,24 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from ganad_plugin.models.components.losses import binary_cross_entropy
+
 
 def search_loss(
     patches: torch.Tensor,
     reconstructions: torch.Tensor,
     features_real: torch.Tensor,
     features_reconstructed: torch.Tensor,
-    residual_weight_lambda: float,
+    latent_search_lambda: float,
 ) -> torch.Tensor:
     """L(z) per patch [N]: (1 - lambda) * residual + lambda * discrimination loss, both as means."""
     residual = (patches - reconstructions).abs().mean(dim=(1, 2, 3))
     discrimination = (features_real - features_reconstructed).abs().mean(dim=(1, 2, 3))
-    return (1 - residual_weight_lambda) * residual + residual_weight_lambda * discrimination
-
-
-class DiscriminatorLoss(nn.Module):
-    def forward(self, logits_real: torch.Tensor, logits_generated: torch.Tensor) -> torch.Tensor:
-        real = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
-        generated = F.binary_cross_entropy_with_logits(logits_generated, torch.zeros_like(logits_generated))
-        return 0.5 * (real + generated)
+    return (1 - latent_search_lambda) * residual + latent_search_lambda * discrimination
 
 
 class GeneratorLoss(nn.Module):
-    def __init__(self, w_rec: float = 0.0) -> None:
+    def __init__(self, *, w_rec: float = 0.0) -> None:
         super().__init__()
         self.w_rec = w_rec
 
@@ -49,7 +45,7 @@ class GeneratorLoss(nn.Module):
         patches: torch.Tensor | None = None,
         reconstructions: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        adversarial = F.binary_cross_entropy_with_logits(logits_generated, torch.ones_like(logits_generated))
+        adversarial = binary_cross_entropy(logits_generated, 1.0)
         if reconstructions is None:
             return {"total": adversarial}
         reconstruction = F.l1_loss(reconstructions, patches)
@@ -59,16 +55,13 @@ class GeneratorLoss(nn.Module):
 class EncoderLoss(nn.Module):
     """izi_f: image and discriminator-feature reconstruction through the frozen G, kappa weighting features."""
 
-    def __init__(self, kappa: float = 1.0) -> None:
+    def __init__(self, *, kappa: float = 1.0) -> None:
         super().__init__()
         self.kappa = kappa
 
     def forward(
-        self,
-        patches: torch.Tensor,
-        reconstructions: torch.Tensor,
-        features_real: torch.Tensor,
-        features_reconstructed: torch.Tensor,
+        self, patches: torch.Tensor, reconstructions: torch.Tensor,
+        features_real: torch.Tensor, features_reconstructed: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         image = F.mse_loss(reconstructions, patches)
         features = F.mse_loss(features_reconstructed, features_real)

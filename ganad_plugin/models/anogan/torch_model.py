@@ -2,10 +2,10 @@
 
 A patch x is explained by a latent z: it starts at E(x) (f-AnoGAN's encoder) or at random (the paper), then
 ``latent_search_steps`` Adam steps lower L(z) = (1 - lambda) * ||x - G(z)||_1 + lambda * ||f_D(x) - f_D(G(z))||_1
-for every patch of every image at once (one [N, nz] latent tensor, one optimiser). Evidence per pixel: the
-signed residual x - G(z) and the patch's feature distance ||f_D(x) - f_D(G(z))||_1, each averaged over the four
-patches that cover the pixel, and the distance from E's features at each place to the nearest normal feature
-(``FeatureMemory``). With no search steps the model is one forward pass, and exports.
+for every patch of every image at once (one [N, nz] latent tensor, one optimiser). The paper's score
+(1 - lambda) ||x - G(z)||_1 + lambda ||f_D(x) - f_D(G(z))||_1 becomes the ``residual`` and ``distance`` evidence maps,
+beside the feature memory of E's features (``PatchAnomalyModel``). With no search steps the model is one forward
+pass, and exports.
 """
 
 from __future__ import annotations
@@ -13,61 +13,45 @@ from __future__ import annotations
 import torch
 from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder, init_dcgan_weights
 from ganad_plugin.models.components.patch_model import PatchAnomalyModel
+from ganad_plugin.models.components.settings import Evidence, PatchNetwork
 
 from .loss import search_loss
 
 
 class AnoganModel(PatchAnomalyModel):
-    """Images [B, 3, H, W] in [0, 1] -> ``InferenceBatch(pred_score [B], anomaly_map [B, 1, H, W])``.
+    """Images [B, C, H, W] in [0, 1] -> ``InferenceBatch(pred_score [B], anomaly_map [B, 1, H, W])``.
 
     Args:
+        network, evidence, channels: as ``PatchAnomalyModel``.
         latent_search_steps: Gamma, Adam steps on z per test batch (0: E(x) is used as it is).
         latent_search_lr: the search's Adam learning rate.
-        residual_weight_lambda: lambda of L(z) and of the map's weighting of the two evidence maps.
+        latent_search_lambda: lambda of the search loss L(z).
         encoder_start: start the search from E(x) (f-AnoGAN) instead of a random z (the paper).
-        memory_weight, memory_size: the weight of the feature-memory distance of E's features, and the memory's
-            size.
     """
 
     def __init__(
         self,
-        patch_size: int = 32,
-        n_features: int = 32,
-        latent_dim: int = 64,
-        latent_search_steps: int = 0,
-        latent_search_lr: float = 0.05,
-        residual_weight_lambda: float = 0.1,
+        *,
+        network: PatchNetwork = PatchNetwork(latent_dim=64),
+        evidence: Evidence = Evidence(),
+        latent_search_steps: int = 0, latent_search_lr: float = 0.05, latent_search_lambda: float = 0.1,
         encoder_start: bool = True,
-        smoothing_sigma_px: float = 3.0,
-        background_sigma_px: float = 16.0,
-        memory_weight: float = 4.0,
-        memory_size: int = 16384,
         channels: int = 3,
     ) -> None:
-        super().__init__(
-            patch_size,
-            latent_dim,
-            DcganEncoder.channels_of_features(patch_size, channels, n_features),
-            (1.0 - residual_weight_lambda, residual_weight_lambda, memory_weight),
-            smoothing_sigma_px,
-            background_sigma_px,
-            memory_size,
-        )
+        super().__init__(network=network, evidence=evidence, channels=channels)
         self.latent_search_steps = latent_search_steps
         self.latent_search_lr = latent_search_lr
-        self.residual_weight_lambda = residual_weight_lambda
+        self.latent_search_lambda = latent_search_lambda
         self.encoder_start = encoder_start
-        self.generator = DcganDecoder(patch_size, channels, n_features, latent_dim)
-        self.discriminator = DcganDiscriminator(patch_size, channels, n_features, spectral_norm=True)
-        self.encoder = DcganEncoder(patch_size, channels, n_features, latent_dim)
+        shape = (network.patch_size, channels, network.n_features, network.latent_dim)
+        self.generator = DcganDecoder(*shape)
+        self.discriminator = DcganDiscriminator(*shape[:3], spectral_norm=True)
+        self.encoder = DcganEncoder(*shape)
         for module in (self.generator, self.discriminator, self.encoder):
             module.apply(init_dcgan_weights)
 
     def discriminator_features(self, patches: torch.Tensor) -> torch.Tensor:
         return self.discriminator(patches)[1]
-
-    def encode(self, patches: torch.Tensor) -> torch.Tensor:
-        return self.encoder(patches)
 
     def feature_encoder(self) -> DcganEncoder:
         return self.encoder
@@ -96,7 +80,7 @@ class AnoganModel(PatchAnomalyModel):
                     reconstructions = self.generator(latent)
                     loss = search_loss(
                         patches, reconstructions, features, self.discriminator_features(reconstructions),
-                        self.residual_weight_lambda,
+                        self.latent_search_lambda,
                     )
                     optimiser.zero_grad(set_to_none=True)
                     loss.sum().backward()  # per-patch losses: each latent gets only its own gradient

@@ -42,6 +42,7 @@ class DcganEncoder(nn.Module):
         in_channels: int,
         n_features: int,
         latent_dim: int,
+        *,
         batch_norm: bool = True,
         spectral_norm: bool = False,
         dropout: float = 0.0,
@@ -108,6 +109,7 @@ class DcganDiscriminator(nn.Module):
         patch_size: int,
         in_channels: int,
         n_features: int,
+        *,
         spectral_norm: bool = False,
         dropout: float = 0.0,
     ) -> None:

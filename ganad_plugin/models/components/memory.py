@@ -1,39 +1,16 @@
 """Feature memory: how far each place of an image lies, in the model's own encoder features, from normal ones.
 
 A generator's residual says how badly one place was reconstructed; it is high wherever the part has rare, sharp
-structure (a flange's bright rim, a bolt hole), on good parts too. The distance from a place's encoder feature to
-its nearest normal feature instead asks whether such a place was ever seen: a rim has near neighbours among the
-training features, a scratch across it does not. The features are the model's own patch encoder, trained with
-the GAN and run convolutionally over the whole image (no pretrained network): its last feature map, one feature
-every 8 px for 32-px patches (``PatchAnomalyModel.dense_features``). Features are compared by direction (unit
-length, so the distance is sqrt(2 - 2 cos)): their lengths vary with lighting.
+structure (a bright rim, a bolt hole), on good parts too. The distance from a place's encoder feature to its
+nearest normal feature instead asks whether such a place was ever seen. The features are the model's own patch
+encoder, trained with the GAN and run convolutionally over the whole image (no pretrained network): its last
+feature map, one feature every 8 px for 32-px patches (``PatchAnomalyModel.dense_features``). Features are
+compared by direction (unit length, so the distance is sqrt(2 - 2 cos)): their lengths vary with lighting.
 
-The bank keeps a greedy k-center coreset of the normal features (``coreset_indices``), as PatchCore does for
-its pretrained features: each kept feature is the one farthest from those kept so far, so rare normal structure
-is covered rather than left to a random draw, which otherwise reads as a defect on good parts.
-
-What it is worth (``benchmarks/evidence_ablation.py --memory-size 16384`` on the six checkpoints of one
-``benchmarks/accuracy.py`` run, same weights in each row; image / pixel AUROC; the "as trained" column is the
-checkpoint's own random-subset memory as ``accuracy.py`` scored it):
-                     reconstruction only  memory only    as trained: random, coreset, weight 8,  coreset, weight 4,
-                                          (coreset)      weight 8, maximum   map maximum         top 0.25 % (shipped)
-    GANomaly weave   0.800 / 0.863        0.800 / 0.955  0.734 / 0.944      0.818 / 0.961       0.858 / 0.965
-             flange  0.646 / 0.777        0.897 / 0.991  0.822 / 0.979      0.906 / 0.991       0.888 / 0.990
-    EGBAD    weave   0.766 / 0.825        0.801 / 0.962  0.770 / 0.962      0.805 / 0.968       0.858 / 0.971
-             flange  0.552 / 0.865        0.818 / 0.983  0.763 / 0.964      0.853 / 0.982       0.856 / 0.979
-    AnoGAN   weave   0.625 / 0.607        0.731 / 0.928  0.611 / 0.903      0.723 / 0.930       0.746 / 0.931
-             flange  0.522 / 0.711        0.810 / 0.969  0.695 / 0.933      0.801 / 0.963       0.802 / 0.956
-(reconstruction only and memory only: top 0.25 % image score. AnoGAN's rows are from before its reconstruction
-term; with it, memory only gave 0.823 / 0.859 image AUROC, weave / flange: ``models/anogan/README.md``.) The coreset gave +0.03 to +0.11 image AUROC over the
-trained random subset on every row; refilled the same way (``--selection random``), AnoGAN weave's random subset
-gives 0.645 / 0.900 against the coreset's 0.723 / 0.930 (memory alone 0.672 against 0.731). Memory weight (the
-reconstruction evidence's is 1), mean image AUROC over the six with the top-0.25 % score: 0: 0.65, 1: 0.77, 2:
-0.81, 4: 0.835, 8: 0.83, 16: 0.82. Weave prefers a low weight (its stains show in the residual, not in the
-direction of the features) and flange a high one (its residual is high on every sharp rim); 4 is the best
-compromise. Coreset banks of 8192 features gave image AUROC within -0.01..+0.004 of 16384 (map maximum, weight 8;
-4096: -0.03..+0.005), at half the matrix product. An earlier memory of whole-patch latent codes gave 0.58-0.74
-image AUROC alone; a memory of 8-px-shifted window codes beside the features was no better than the features alone
-on 5 of 6 checkpoints, at twice the cost, and was dropped.
+The bank keeps a greedy k-center coreset of the normal features (``coreset_indices``), as PatchCore does for its
+pretrained features: each kept feature is the one farthest from those kept so far, so rare normal structure is
+covered rather than left to a random draw. Why this selection is ours and not anomalib's ``KCenterGreedy``, and
+what the memory is worth: ``docs/evidence.md``.
 """
 
 from __future__ import annotations
@@ -43,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 SELECTIONS = ("coreset", "random")
-PROJECTION_DIM = 32  # coreset distances are taken in a random projection of this size: 4x-16x cheaper, same ranking
+PROJECTION_DIM = 32  # coreset distances are taken in a random projection of this size (Johnson-Lindenstrauss)
 BANK_CHUNK = 4096  # bank rows compared at once: bounds the similarity matrix of a batch (B x h*w x chunk floats)
 
 

@@ -11,6 +11,16 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 
+def check_image_fits(patch_size: int, height: int, width: int, what: str = "image") -> None:
+    """Refuse an image size whose sides do not hold two patches (the grids' half-patch offsets need them)."""
+    if min(height, width) < 2 * patch_size:
+        msg = (
+            f"{what} of {height}x{width} px is too small for patch_size={patch_size}: "
+            f"each side must be at least {2 * patch_size} px"
+        )
+        raise ValueError(msg)
+
+
 class PatchGrid:
     """Split [B, C, H, W] images into patches and merge per-patch maps back to [B, 1, H, W].
 
@@ -28,18 +38,10 @@ class PatchGrid:
     def _offsets(self) -> list[tuple[int, int]]:
         return [(0, 0), (0, self.half), (self.half, 0), (self.half, self.half)]
 
-    def check_size(self, height: int, width: int) -> None:
-        if min(height, width) < 2 * self.patch_size:
-            msg = (
-                f"image of {height}x{width} px is too small for patch_size={self.patch_size}: "
-                f"each side must be at least {2 * self.patch_size} px"
-            )
-            raise ValueError(msg)
-
     def split(self, images: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] -> [B * N, C, p, p], grid by grid, row-major within a grid."""
         _, _, height, width = images.shape
-        self.check_size(height, width)
+        check_image_fits(self.patch_size, height, width)
         p, h = self.patch_size, self.half
         pad_bottom = self._padded_size(height) - height - h
         pad_right = self._padded_size(width) - width - h

@@ -1,17 +1,11 @@
-"""Turning reconstruction and latent evidence into one anomaly map and one image score.
+"""Turning evidence maps into one anomaly map and one image score.
 
-Each model produces evidence maps (the signed pixel residual x - G(.), a latent or discriminator-feature
-distance per patch, ...). A signed map is smoothed before its magnitude is taken: the reconstruction's
-small misalignments of fine texture average out, while a defect's consistent deviation (a stain darker than
-its reconstruction) survives. On sample_data/weave this lifted image AUROC from 0.58 to 0.75 and pixel AUROC
-from 0.79 to 0.85 for the same GANomaly weights. Distance maps are taken on a log scale. The maps live on different scales, so each is
-standardised with the mean and standard deviation it has on normal training images (``EvidenceCalibration``, buffers saved in the checkpoint and
-the exported graph). The anomaly map is the mean of the standardised, smoothed evidence maps: a z-score
-per pixel. The image score is the mean of the map's highest values (its top ``SCORE_TOP_FRACTION`` of pixels, 164
-px of a 256 x 256 map): the evidence at the most anomalous place, less at the mercy of one noisy peak than the
-maximum. Over six checkpoints (three models x two sample categories, same weights, coreset memory at weight 4) the
-mean image AUROC was 0.820 with the maximum, 0.835 with the top 0.25 % and 0.841 with the top 1 %
-(``benchmarks/evidence_ablation.py``); the smaller fraction was kept so that a small defect still fills most of it.
+A signed map (the residual x - G(.)) is smoothed before its magnitude is taken, so that a reconstruction's small
+misalignments of fine texture average out while a defect's consistent deviation survives; distance maps are
+taken on a log scale. Each map is then standardised with the mean and standard deviation it has on normal
+training images (``EvidenceCalibration``, buffers in the checkpoint and the exported graph), and the anomaly map
+is their weighted mean: a z-score per pixel. The image score is the mean of the map's highest pixels
+(``image_score``). What each choice was measured to be worth: ``docs/evidence.md``.
 """
 
 from __future__ import annotations
@@ -19,9 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
-
-SCORE_TOP_FRACTION = 0.0025  # the image score is the mean of this share of the map's highest pixels
-
 
 class GaussianSmoothing(nn.Module):
     """Separable Gaussian blur of each channel, reflect-padded to keep the size.
@@ -100,14 +91,17 @@ class AnomalyScorer(nn.Module):
         background_sigma_px: a signed map's local mean at this wider scale is subtracted before its
             magnitude is taken (a difference of Gaussians), so that a reconstruction that is slightly too
             bright or dark over a whole region does not read as a defect; 0 turns it off.
+        score_top_fraction: the image score is the mean of this share of the map's highest pixels (0: maximum).
     """
 
     def __init__(
         self,
+        *,
         signed: tuple[bool, ...],
         weights: tuple[float, ...] | None = None,
         smoothing_sigma_px: float = 4.0,
         background_sigma_px: float = 0.0,
+        score_top_fraction: float = 0.0,
     ) -> None:
         super().__init__()
         num_evidence = len(signed)
@@ -115,6 +109,7 @@ class AnomalyScorer(nn.Module):
         self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
         self.register_buffer("signed", torch.tensor(signed)[None, :, None, None], persistent=False)
         self.calibration = EvidenceCalibration(num_evidence, weights)
+        self.score_top_fraction = score_top_fraction
         self.signed: torch.Tensor
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:
@@ -128,10 +123,10 @@ class AnomalyScorer(nn.Module):
     def forward(self, evidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Evidence [B, E, H, W] -> (pred_score [B], anomaly_map [B, 1, H, W])."""
         anomaly_map = self.calibration(self.smooth(evidence))
-        return image_score(anomaly_map), anomaly_map
+        return image_score(anomaly_map, self.score_top_fraction), anomaly_map
 
 
-def image_score(anomaly_map: torch.Tensor, fraction: float = SCORE_TOP_FRACTION) -> torch.Tensor:
+def image_score(anomaly_map: torch.Tensor, fraction: float) -> torch.Tensor:
     """Anomaly maps [B, 1, H, W] -> the mean of each map's top ``fraction`` of pixels [B] (0: the maximum)."""
     flat = anomaly_map.flatten(1)
     count = max(1, round(flat.shape[1] * fraction))

@@ -1,10 +1,9 @@
 """EGBAD's networks on image patches: encoder E, generator G, and a discriminator D on (patch, latent) pairs.
 
 A patch x is encoded to z = E(x) and mapped back as x_hat = G(z) in one forward pass (no latent search).
-Evidence per pixel: the signed residual x - x_hat and the patch's discriminator-feature distance
-||f_D(x, z) - f_D(x_hat, z)||_1 (the paper's feature-matching score), each averaged over the four patches that
-cover the pixel, and the distance from E's features at each place to the nearest normal feature
-(``FeatureMemory``). At test time E and G are their weight averages when training kept them (``WeightAverage``).
+The paper's score A(x) = (1 - alpha) ||x - x_hat||_1 + alpha ||f_D(x, z) - f_D(x_hat, z)||_1 becomes the
+``residual`` and ``distance`` evidence maps, beside the feature memory of E's features (``PatchAnomalyModel``). At test time E and G are
+their weight averages (``WeightAverage``).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from torch import nn
 
 from ganad_plugin.models.components.blocks import DcganDecoder, DcganEncoder, WeightAverage, init_dcgan_weights
 from ganad_plugin.models.components.patch_model import PatchAnomalyModel
+from ganad_plugin.models.components.settings import Evidence, PatchNetwork
 
 
 class JointDiscriminator(nn.Module):
@@ -26,14 +26,8 @@ class JointDiscriminator(nn.Module):
     """
 
     def __init__(
-        self,
-        patch_size: int,
-        channels: int,
-        n_features: int,
-        latent_dim: int,
-        dropout: float,
-        spectral_norm: bool = True,
-        hidden: int = 512,
+        self, patch_size: int, channels: int, n_features: int, latent_dim: int,
+        *, dropout: float, spectral_norm: bool = True, hidden: int = 512,
     ) -> None:
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda module: module)
@@ -53,42 +47,28 @@ class JointDiscriminator(nn.Module):
 
 
 class EgbadModel(PatchAnomalyModel):
-    """Images [B, 3, H, W] in [0, 1] -> ``InferenceBatch(pred_score [B], anomaly_map [B, 1, H, W])``.
+    """Images [B, C, H, W] in [0, 1] -> ``InferenceBatch(pred_score [B], anomaly_map [B, 1, H, W])``.
 
     Training works on random patches through ``encoder``, ``generator`` and ``discriminator`` directly;
     evaluation uses the weight averages ``encoder_average`` and ``generator_average``, which the Lightning
     module updates after each step (``weight_average_decay = 0`` makes them copies of the live networks).
-    The paper's A(x) = (1 - alpha) residual + alpha D-feature distance sets the first two evidence weights.
     """
 
     def __init__(
         self,
-        patch_size: int = 32,
-        n_features: int = 32,
-        latent_dim: int = 64,
-        discriminator_dropout: float = 0.2,
-        discriminator_spectral_norm: bool = True,
-        feature_weight: float = 0.1,
+        *,
+        network: PatchNetwork = PatchNetwork(latent_dim=64),
+        evidence: Evidence = Evidence(),
+        discriminator_dropout: float = 0.2, discriminator_spectral_norm: bool = True,
         weight_average_decay: float = 0.99,
-        smoothing_sigma_px: float = 3.0,
-        background_sigma_px: float = 16.0,
-        memory_weight: float = 4.0,
-        memory_size: int = 16384,
         channels: int = 3,
     ) -> None:
-        super().__init__(
-            patch_size,
-            latent_dim,
-            DcganEncoder.channels_of_features(patch_size, channels, n_features),
-            (1.0 - feature_weight, feature_weight, memory_weight),
-            smoothing_sigma_px,
-            background_sigma_px,
-            memory_size,
-        )
-        self.encoder = DcganEncoder(patch_size, channels, n_features, latent_dim)
-        self.generator = DcganDecoder(patch_size, channels, n_features, latent_dim)
+        super().__init__(network=network, evidence=evidence, channels=channels)
+        shape = (network.patch_size, channels, network.n_features, network.latent_dim)
+        self.encoder = DcganEncoder(*shape)
+        self.generator = DcganDecoder(*shape)
         self.discriminator = JointDiscriminator(
-            patch_size, channels, n_features, latent_dim, discriminator_dropout, discriminator_spectral_norm
+            *shape, dropout=discriminator_dropout, spectral_norm=discriminator_spectral_norm
         )
         for module in (self.encoder, self.generator, self.discriminator):
             module.apply(init_dcgan_weights)

@@ -1,10 +1,13 @@
-"""Make ``anomalib.models.get_model`` pick models by exact class name first.
+"""The one place the plugin reaches into anomalib's private API: the model lookup behind ``get_model(name)``.
 
-anomalib matches names case-insensitively and, among equal matches, returns whichever subclass was
-imported last, so after ``import ganad_plugin.models`` both ``"GANomaly"`` and ``"Ganomaly"`` would give
-ours. This wrapper resolves an exact (case-sensitive) class name first, so ``"GANomaly"`` is ours and
-``"Ganomaly"`` is anomalib's; an ambiguous spelling such as ``"ganomaly"`` keeps anomalib's built-in and says
-how to ask for ours. Names that match only one model behave exactly as before.
+Why: anomalib 2.7 resolves ``get_model("...")`` and the CLI's ``--model <name>`` through the private
+``anomalib.models._get_model_class_by_name``, which matches names case-insensitively and, among equal matches,
+returns whichever subclass was imported last. After ``import ganad_plugin.models`` both ``"GANomaly"`` and
+``"Ganomaly"`` would then give ours. anomalib has no public hook for this, so ``prefer_exact_model_names`` wraps
+the private function: an exact (case-sensitive) class name is resolved first, so ``"GANomaly"`` is ours and
+``"Ganomaly"`` anomalib's; an ambiguous spelling such as ``"ganomaly"`` keeps anomalib's built-in and logs how to
+ask for ours. Names that match one model only behave as before. ``tests/test_anomalib_private.py`` fails when
+anomalib changes what this relies on.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from anomalib.models.components import AnomalibModule
 from anomalib.utils.path import convert_snake_to_pascal_case
 
 logger = logging.getLogger(__name__)
+PRIVATE_LOOKUP = "_get_model_class_by_name"
 _PLUGIN_PACKAGE = "ganad_plugin."
 
 
@@ -40,9 +44,9 @@ def _model_class_by_name(name: str) -> type[AnomalibModule]:
     return _original_lookup(name)
 
 
-_original_lookup = anomalib_models._get_model_class_by_name  # noqa: SLF001
+_original_lookup = getattr(anomalib_models, PRIVATE_LOOKUP)
 
 
 def prefer_exact_model_names() -> None:
     """Install the exact-name-first lookup in anomalib (idempotent)."""
-    anomalib_models._get_model_class_by_name = _model_class_by_name  # noqa: SLF001
+    setattr(anomalib_models, PRIVATE_LOOKUP, _model_class_by_name)

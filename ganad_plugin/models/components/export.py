@@ -1,0 +1,182 @@
+"""Export for the plugin's models: anomalib's exporters, with two changes a factory needs.
+
+- ``torch``: anomalib pickles the whole module, and spectral-norm parametrisations (EGBAD's and AnoGAN's
+  discriminators) cannot be pickled; a copy with the normalisation folded into plain weights is saved instead
+  (the same outputs in eval mode).
+- ``openvino`` with ``INT8_PTQ``: anomalib calibrates NNCF on the validation split, which for MVTec-style data may
+  hold defects. Here the FP32 IR is exported as anomalib does, then quantised on the category's *normal training
+  images*, only in the networks' convolutions; the INT8 and the FP32 model then score the test split, and image
+  and pixel AUROC of both and the drop go to ``quantisation_report.json`` beside ``model.xml``. A drop beyond
+  ``max_drop`` (anomalib's export argument, 0.01 by default) refuses the INT8 model: it is renamed
+  ``model.rejected.xml`` and export fails with the figures. What the quantisation scope was measured to be worth:
+  ``docs/export.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from anomalib.deploy import CompressionType
+from torch.nn.utils import parametrize
+from torch.utils.data import DataLoader
+from torchmetrics.functional.classification import binary_auroc
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_MAX_IMAGES = 300  # NNCF's default subset
+CALIBRATION_BATCH = 8
+# Operation types kept in float by the INT8 export: the evidence arithmetic after the networks (the patch grids'
+# merge, channel means, norms, distances, logarithms, the resize of the memory's distances) costs little, and 8-bit
+# steps there swamp the small differences the anomaly map is made of. Subtract is absent on purpose: the feature
+# memory writes its distance without one (``memory.FeatureMemory.forward``).
+FLOAT_TYPES = (
+    "Add", "Multiply", "Divide", "MatMul", "ReduceSum", "ReduceMean", "ReduceMin", "ReduceMax", "ReduceL2", "Sqrt",
+    "Power", "Abs", "Maximum", "Minimum", "Log", "Exp", "Interpolate",
+)
+
+
+def without_parametrisations(module: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of ``module`` with every parametrisation (spectral norm) folded into a plain weight."""
+    plain = copy.deepcopy(module)
+    for submodule in plain.modules():
+        if parametrize.is_parametrized(submodule):
+            for name in list(submodule.parametrizations):
+                parametrize.remove_parametrizations(submodule, name, leave_parametrized=True)
+    return plain
+
+
+class NormalImageExportMixin:
+    """anomalib's ``to_torch`` and ``to_openvino`` with the two changes above (mixed in before ``AnomalibModule``)."""
+
+    def to_torch(self, export_root: Path | str, model_file_name: str = "model") -> Path:
+        plain = without_parametrisations(self.eval())
+        return super(NormalImageExportMixin, plain).to_torch(export_root, model_file_name)
+
+    def to_openvino(
+        self,
+        export_root: Path | str,
+        model_file_name: str = "model",
+        input_size: tuple[int, int] | None = None,
+        compression_type: CompressionType | None = None,
+        datamodule: Any = None,
+        metric: Any = None,
+        task: Any = None,
+        max_drop: float = 0.01,
+        ov_kwargs: dict[str, Any] | None = None,
+        onnx_kwargs: dict[str, Any] | None = None,
+    ) -> Path:
+        common = {"model_file_name": model_file_name, "input_size": input_size, "ov_kwargs": ov_kwargs,
+                  "onnx_kwargs": onnx_kwargs}
+        if compression_type != CompressionType.INT8_PTQ:
+            return super().to_openvino(
+                export_root, compression_type=compression_type, datamodule=datamodule, metric=metric, task=task,
+                max_drop=max_drop, **common,
+            )
+        import openvino as ov
+
+        if datamodule is None:
+            msg = (
+                "INT8_PTQ export calibrates on the training images: pass the data "
+                "(--data anomalib.data.MVTecAD --data.root ... --data.category ...)"
+            )
+            raise ValueError(msg)
+        xml = Path(super().to_openvino(export_root, **common))
+        fp32 = ov.Core().read_model(xml)
+        int8 = quantise_on_normal_images(fp32.clone(), datamodule)
+        ov.save_model(int8, xml, compress_to_fp16=False)
+        check_int8_accuracy(xml, fp32, int8, datamodule, max_drop)
+        return xml
+
+
+def quantise_on_normal_images(model: Any, datamodule: Any) -> Any:
+    """NNCF post-training quantisation of the networks' convolutions, calibrated on normal training images."""
+    import nncf
+
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    count = len(loader.dataset)
+    if count == 0:
+        msg = "INT8 export: the training split has no images to calibrate on"
+        raise ValueError(msg)
+    logger.info("INT8: calibrating on %d normal training images", min(count, CALIBRATION_MAX_IMAGES))
+    # in file order, so that the same checkpoint always gives the same INT8 model (NNCF averages the ranges of its
+    # samples, here batches, which therefore depend on how the images are grouped)
+    loader = DataLoader(loader.dataset, batch_size=CALIBRATION_BATCH, shuffle=False, collate_fn=loader.collate_fn)
+    dataset = nncf.Dataset(loader, lambda batch: batch.image.numpy())
+    return nncf.quantize(
+        model, dataset, subset_size=-(-min(count, CALIBRATION_MAX_IMAGES) // CALIBRATION_BATCH),
+        ignored_scope=nncf.IgnoredScope(names=smoothing_convolutions(model), types=list(FLOAT_TYPES), validate=False),
+    )
+
+
+def smoothing_convolutions(model: Any) -> list[str]:
+    """Names of the single-channel convolutions (the evidence maps' Gaussian smoothing), which stay in float."""
+    names = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Convolution":
+            continue
+        weight_shape = op.input(1).get_partial_shape()
+        if weight_shape.is_static and list(weight_shape.to_shape())[:2] == [1, 1]:
+            names.append(op.get_friendly_name())
+    return names
+
+
+def _auroc(scores: list[np.ndarray], labels: list[np.ndarray]) -> float:
+    target = torch.from_numpy(np.concatenate([label.reshape(-1) for label in labels])).int()
+    if target.min() == target.max():
+        return float("nan")
+    return float(binary_auroc(torch.from_numpy(np.concatenate([s.reshape(-1) for s in scores])).float(), target))
+
+
+def _score_test_split(model: Any, datamodule: Any) -> tuple[float, float]:
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    scores, labels, maps, masks = [], [], [], []
+    for batch in datamodule.test_dataloader():
+        outputs = compiled(batch.image.numpy())
+        scores.append(np.asarray(outputs[compiled.output("pred_score")]))
+        labels.append(batch.gt_label.numpy())
+        if batch.gt_mask is not None:
+            maps.append(np.asarray(outputs[compiled.output("anomaly_map")]))
+            masks.append(batch.gt_mask.numpy())
+    return _auroc(scores, labels), _auroc(maps, masks) if maps else float("nan")
+
+
+def check_int8_accuracy(int8_xml: Path, fp32: Any, int8: Any, datamodule: Any, max_drop: float) -> dict:
+    """Compare the INT8 model with the FP32 one on the test split; write the report; refuse beyond ``max_drop``."""
+    datamodule.setup("test")
+    fp32_image, fp32_pixel = _score_test_split(fp32, datamodule)
+    int8_image, int8_pixel = _score_test_split(int8, datamodule)
+    report = {
+        "fp32": {"image_AUROC": fp32_image, "pixel_AUROC": fp32_pixel},
+        "int8": {"image_AUROC": int8_image, "pixel_AUROC": int8_pixel},
+        "image_AUROC_drop": fp32_image - int8_image,
+        "pixel_AUROC_drop": fp32_pixel - int8_pixel,
+        "max_drop": max_drop,
+        "test_images": len(datamodule.test_data),
+    }
+    worst = max(report["image_AUROC_drop"], np.nan_to_num(report["pixel_AUROC_drop"]))
+    report["accepted"] = bool(worst <= max_drop)
+    (int8_xml.parent / "quantisation_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    summary = (
+        f"INT8 vs FP32 on {report['test_images']} test images: image AUROC {int8_image:.3f} vs {fp32_image:.3f}, "
+        f"pixel AUROC {int8_pixel:.3f} vs {fp32_pixel:.3f}"
+    )
+    if not report["accepted"]:
+        for suffix in (".xml", ".bin"):
+            int8_xml.with_suffix(suffix).replace(int8_xml.with_name(f"{int8_xml.stem}.rejected{suffix}"))
+        msg = (
+            f"{summary}: the drop {worst:.3f} exceeds max_drop={max_drop}. The INT8 model was renamed "
+            f"{int8_xml.stem}.rejected.xml; use the FP32 or FP16 export, or accept it with a larger --max_drop."
+        )
+        raise ValueError(msg)
+    logger.info("%s (drop within max_drop=%s)", summary, max_drop)
+    print(summary)
+    return report

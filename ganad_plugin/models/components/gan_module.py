@@ -1,0 +1,205 @@
+"""The Lightning side the three GAN models share: everything but their paper's generator and encoder steps.
+
+``PatchGanModule`` is mixed in before ``AnomalibModule`` (``class EGBAD(PatchGanModule, AnomalibModule)``), so that
+each model stays a direct subclass of ``AnomalibModule``, which anomalib's model lookup by name requires. It holds:
+drawing training patches, the optimisers' settings, the discriminator step, the guards against a diverging run,
+fitting the feature memory and the evidence scales on normal training images before each validation of a fit,
+the pre-processor and evaluator, a sensible epoch budget, and (through ``NormalImageExportMixin``) export.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from anomalib import LearningType
+from anomalib.data import Batch
+from anomalib.metrics import AUPRO, AUROC, Evaluator, F1Score
+from anomalib.post_processing import PostProcessor
+from anomalib.pre_processing import PreProcessor
+from anomalib.visualization import Visualizer
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import nn, optim
+from torchvision.transforms.v2 import Resize
+
+from .blocks import init_dcgan_weights
+from .export import NormalImageExportMixin
+from .losses import DiscriminatorLoss
+from .patches import check_image_fits, random_patches
+from .settings import AdamSettings, PatchSampling
+
+logger = logging.getLogger(__name__)
+
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
+DEFAULT_IMAGE_SIZE = (256, 256)
+CALIBRATION_MAX_IMAGES = 256
+
+
+class PatchGanModule(NormalImageExportMixin):
+    """Shared training, calibration and export of a patch GAN (its torch model a ``PatchAnomalyModel``).
+
+    A model sets ``default_max_epochs`` (its config's ``trainer.max_epochs``), builds ``self.model`` and writes
+    ``configure_optimizers`` and ``training_step`` from the helpers here.
+
+    Args:
+        sampling: how training patches are drawn from each image.
+        optimiser: Adam's settings for every network.
+        pre_processor, post_processor, evaluator, visualizer: anomalib's components (True: the defaults).
+    """
+
+    default_max_epochs: int
+
+    def __init__(
+        self,
+        *,
+        sampling: PatchSampling = PatchSampling(),
+        optimiser: AdamSettings = AdamSettings(),
+        pre_processor: PreProcessor | bool = True,
+        post_processor: PostProcessor | bool = True,
+        evaluator: Evaluator | bool = True,
+        visualizer: Visualizer | bool = True,
+    ) -> None:
+        super().__init__(
+            pre_processor=pre_processor, post_processor=post_processor, evaluator=evaluator, visualizer=visualizer
+        )
+        self.sampling = sampling
+        self.optimiser = optimiser
+        self.discriminator_loss = DiscriminatorLoss()
+        self.automatic_optimization = False
+
+    def check_input_fits(self, patch_size: int) -> None:
+        """Fail at construction when the pre-processor's image size cannot hold two patches a side."""
+        if self.input_size is not None:
+            check_image_fits(patch_size, *self.input_size, what=f"{type(self).__name__}: image_size")
+
+    # training helpers
+
+    def adam(self, *modules: nn.Module) -> optim.Adam:
+        return optim.Adam([p for module in modules for p in module.parameters()], lr=self.optimiser.lr,
+                          betas=self.optimiser.betas)
+
+    def training_patches(self, batch: Batch) -> torch.Tensor:
+        """Random patches of the batch's images [B * patches_per_image, C, p, p], in tanh's [-1, 1]."""
+        patches = random_patches(batch.image, self.model.patch_size, self.sampling.patches_per_image,
+                                 self.sampling.structured_share)
+        return self.model.to_tanh_range(patches)
+
+    def step(self, loss: torch.Tensor, *optimisers: optim.Optimizer) -> None:
+        """One manual optimisation step of ``loss`` for ``optimisers`` (their gradients cleared first)."""
+        for optimiser in optimisers:
+            optimiser.zero_grad()
+        self.manual_backward(loss)
+        for optimiser in optimisers:
+            optimiser.step()
+
+    def discriminator_step(
+        self, optimiser: optim.Optimizer, logits_real: torch.Tensor, logits_generated: torch.Tensor
+    ) -> torch.Tensor:
+        """Step D on its binary cross-entropy (real -> 1, generated -> 0); returns the loss."""
+        loss = self.discriminator_loss(logits_real, logits_generated)
+        self.step(loss, optimiser)
+        return loss
+
+    def log_losses(self, batch: Batch, **losses: torch.Tensor) -> STEP_OUTPUT:
+        """Stop a diverging run with the name of the loss that left the finite range; log the losses."""
+        for name, value in losses.items():
+            if not torch.isfinite(value).all():
+                msg = (
+                    f"training diverged at step {self.global_step}: {name} is {value.item()}. "
+                    "Checkpoints already written are kept; lower the learning rate and retry."
+                )
+                raise FloatingPointError(msg)
+        self.log_dict(losses, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0])
+        return {"loss": next(iter(losses.values())).detach()}
+
+    @staticmethod
+    def reinitialise_if_collapsed(discriminator: nn.Module, loss: torch.Tensor, floor: float = 1e-5) -> None:
+        """GANomaly's remedy when D wins outright (its loss near 0, no gradient left for G): start D afresh."""
+        if loss.item() < floor:
+            discriminator.apply(init_dcgan_weights)
+            logger.info("discriminator loss %.2e < %.0e: discriminator re-initialised", loss.item(), floor)
+
+    # anomalib's and Lightning's hooks
+
+    @classmethod
+    def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
+        """Resize only: the networks take [0, 1] images and map them to tanh's [-1, 1] themselves."""
+        return PreProcessor(transform=Resize(image_size or DEFAULT_IMAGE_SIZE, antialias=True))
+
+    @staticmethod
+    def configure_evaluator() -> Evaluator:
+        """Image AUROC and F1, pixel AUROC, F1 and AUPRO."""
+        return Evaluator(
+            test_metrics=[
+                AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+                F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
+                AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+                F1Score(fields=["pred_mask", "gt_mask"], prefix="pixel_", strict=False),
+                AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            ],
+        )
+
+    @property
+    def trainer_arguments(self) -> dict[str, Any]:
+        # the evidence scales are fitted before validation; a sanity check would run uncalibrated
+        return {"num_sanity_val_steps": 0}
+
+    @property
+    def learning_type(self) -> LearningType:
+        return LearningType.ONE_CLASS
+
+    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        del args, kwargs
+        return batch.update(**self.model(batch.image)._asdict())
+
+    def on_fit_start(self) -> None:
+        trainer = self.trainer
+        if trainer.fit_loop.max_epochs == LIGHTNING_DEFAULT_MAX_EPOCHS and trainer.max_steps == -1:
+            # nobody chose a length: Lightning's 1000 epochs would take many hours on a CPU
+            logger.warning(
+                "%s: no --trainer.max_epochs given; training %d epochs (its configs/ default). "
+                "Pass --trainer.max_epochs to change it.",
+                type(self).__name__, self.default_max_epochs,
+            )
+            trainer.fit_loop.max_epochs = self.default_max_epochs
+        super().on_fit_start()
+
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "fit":
+            self.calibrate_on_training_images()
+        super().on_validation_start()
+
+    def on_test_start(self) -> None:
+        self.warn_if_uncalibrated()
+        super().on_test_start()
+
+    def on_predict_start(self) -> None:
+        self.warn_if_uncalibrated()
+        super().on_predict_start()
+
+    def warn_if_uncalibrated(self) -> None:
+        if not self.model.calibrated:
+            logger.warning(
+                "%s has no feature memory or evidence scales yet: they are set from normal training images at the "
+                "validation that ends training (keep check_val_every_n_epoch <= max_epochs, or load a trained "
+                "checkpoint with --ckpt_path). Scores and maps of this model mean little.",
+                type(self).__name__,
+            )
+
+    @torch.no_grad()
+    def calibrate_on_training_images(self) -> None:
+        """Fill the feature memory and fit the evidence scales on (up to ``CALIBRATION_MAX_IMAGES``) normal
+        training images (``PatchAnomalyModel.fit_normal``)."""
+        was_training = self.model.training
+        self.model.eval()
+
+        def images() -> Iterable[torch.Tensor]:
+            for batch in self.trainer.datamodule.train_dataloader():
+                batch_images = batch.image.to(self.device)
+                yield self.pre_processor.transform(batch_images) if self.pre_processor is not None else batch_images
+
+        seen = self.model.fit_normal(images(), CALIBRATION_MAX_IMAGES)
+        self.model.train(was_training)
+        logger.info("feature memory and evidence scales from %d normal training images", seen)

@@ -1,0 +1,123 @@
+"""The settings the three models share, one group a concept, so that every config names each knob the same way.
+
+A model takes them as keyword arguments (``network=PatchNetwork(latent_dim=128)``); on the command line and in a
+config they are nested keys (``--model.evidence.memory_weight 0``; ``evidence: {memory_weight: 0}``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+EVIDENCE_NAMES = ("residual", "distance", "memory")
+
+
+@dataclass(frozen=True)
+class PatchNetwork:
+    """Size of the DCGAN networks, which work on square patches tiled over the image.
+
+    Args:
+        patch_size: side of the square patches the networks see (a power of two, at least 16).
+        n_features: channels of the first DCGAN stage (doubled at each stage).
+        latent_dim: size of a patch's code z.
+    """
+
+    patch_size: int = 32
+    n_features: int = 32
+    latent_dim: int = 64
+
+
+@dataclass(frozen=True)
+class PatchSampling:
+    """How training patches are drawn from each training image at each step.
+
+    Args:
+        patches_per_image: random patches drawn from each training image per step.
+        structured_share: share of them drawn where the image has structure (edges, holes) rather than
+            uniformly (``patches.random_patches``).
+    """
+
+    patches_per_image: int = 32
+    structured_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.patches_per_image < 1:
+            msg = f"sampling.patches_per_image must be at least 1, got {self.patches_per_image}"
+            raise ValueError(msg)
+        if not 0.0 <= self.structured_share <= 1.0:
+            msg = f"sampling.structured_share must be in [0, 1], got {self.structured_share}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    """Adam's settings, the same for every network of a model (DCGAN: 2e-4, 0.5, 0.999).
+
+    Args:
+        lr: learning rate.
+        beta1: first-moment decay.
+        beta2: second-moment decay.
+    """
+
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return self.beta1, self.beta2
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The evidence maps that make the anomaly map, their weights, and how the map becomes an image score.
+
+    Each map is smoothed and standardised against normal training images; the anomaly map is their weighted
+    mean. A weight of 0 leaves that map out of the model and of its exported graph.
+
+    Args:
+        residual_weight: weight of the reconstruction residual x - G(.).
+        distance_weight: weight of the paper's own distance: GANomaly's ||z - z_hat||^2, EGBAD's and AnoGAN's
+            discriminator-feature distance ||f_D(x) - f_D(G(.))||_1.
+        memory_weight: weight of the feature memory's distance: from the encoder's feature at each place to the
+            nearest normal training feature (``memory.FeatureMemory``).
+        memory_size: normal features the memory keeps (in the checkpoint and the exported graph).
+        smoothing_sigma_px: Gaussian smoothing of each evidence map, in model-input pixels.
+        background_sigma_px: scale of the residual's local mean that is subtracted before its magnitude is taken
+            (0: off), so that a region-wide brightness offset of the reconstruction does not read as a defect.
+        score_top_fraction: the image score is the mean of this share of the map's highest pixels (0: the
+            map's maximum).
+    """
+
+    residual_weight: float = 0.9
+    distance_weight: float = 0.1
+    memory_weight: float = 4.0
+    memory_size: int = 16384
+    smoothing_sigma_px: float = 3.0
+    background_sigma_px: float = 16.0
+    score_top_fraction: float = 0.0025
+
+    def __post_init__(self) -> None:
+        weights = self.weights()
+        if min(weights.values()) < 0 or sum(weights.values()) <= 0:
+            msg = f"evidence weights must be >= 0 with at least one above 0, got {weights}"
+            raise ValueError(msg)
+        if self.memory_weight > 0 and self.memory_size < 1:
+            msg = f"evidence.memory_size must be at least 1 while memory_weight > 0, got {self.memory_size}"
+            raise ValueError(msg)
+        if not 0.0 <= self.score_top_fraction < 1.0:
+            msg = f"evidence.score_top_fraction must be in [0, 1) (0: the maximum), got {self.score_top_fraction}"
+            raise ValueError(msg)
+
+    def weights(self) -> dict[str, float]:
+        """Every evidence map's weight, by name (``EVIDENCE_NAMES``)."""
+        return {name: float(getattr(self, f"{name}_weight")) for name in EVIDENCE_NAMES}
+
+    def active(self) -> dict[str, float]:
+        """The maps with a weight above 0, in ``EVIDENCE_NAMES`` order: what the model computes."""
+        return {name: weight for name, weight in self.weights().items() if weight > 0}
+
+
+# checkpoints store the settings among their hyper-parameters; torch.load's safe mode must accept them
+torch.serialization.add_safe_globals([PatchNetwork, PatchSampling, AdamSettings, Evidence])

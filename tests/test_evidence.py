@@ -1,0 +1,104 @@
+"""What the three models share: outputs at any input size, and evidence as named, configurable parts (weights, a
+weight of 0 leaving a map out, the image score's pooling)."""
+
+from __future__ import annotations
+
+import openvino as ov
+import pytest
+import torch
+
+from anomalib.data import InferenceBatch
+
+from ganad_plugin.models import EGBAD, AnoGAN, Evidence, GANomaly, PatchNetwork
+from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
+
+SMALL = PatchNetwork(n_features=8, latent_dim=16)
+MODEL_CLASSES = (AnoGAN, EGBAD, GANomaly)
+
+
+@pytest.mark.parametrize("model_class", MODEL_CLASSES)
+@pytest.mark.parametrize("size", [(64, 64), (96, 160), (512, 384)])
+def test_eval_output_is_score_and_map_at_preprocessed_resolution(model_class, size: tuple[int, int]) -> None:
+    model = model_class(pre_processor=model_class.configure_pre_processor(size)).eval()
+    images = model.pre_processor(torch.rand(2, 3, 300, 280))
+    with torch.no_grad():
+        output = model.model(images)
+    assert isinstance(output, InferenceBatch)
+    assert output.pred_score.shape == (2,)
+    assert output.anomaly_map.shape == (2, 1, *size)
+    assert torch.isfinite(output.anomaly_map).all()
+
+
+@pytest.mark.parametrize("model_class", MODEL_CLASSES)
+def test_image_size_below_two_patches_fails_at_construction(model_class) -> None:
+    with pytest.raises(ValueError, match="too small for patch_size=32"):
+        model_class(pre_processor=model_class.configure_pre_processor((48, 256)))
+
+
+def graph_op_types(net: torch.nn.Module, tmp_path) -> set[str]:
+    """Operation types of ``net``'s ONNX export (the way anomalib exports), read by OpenVINO."""
+    path = tmp_path / f"{id(net)}.onnx"
+    torch.onnx.export(net.eval(), (torch.rand(1, 3, 64, 64),), path, dynamo=True)
+    return {op.get_type_name() for op in ov.Core().read_model(path).get_ordered_ops()}
+
+
+def test_a_zero_weight_leaves_the_map_out_of_the_model_and_the_exported_graph(tmp_path) -> None:
+    with_memory = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64))
+    without_memory = GanomalyModel(network=SMALL, evidence=Evidence(memory_weight=0))
+    assert "memory.bank" in with_memory.state_dict() and "memory.bank" not in without_memory.state_dict()
+    # the memory's similarity to its bank is the graph's only matrix product
+    full = graph_op_types(with_memory, tmp_path)
+    assert {"MatMul", "ConvolutionBackpropData"} <= full  # the memory's product, the decoder's transposed convs
+    assert "MatMul" not in graph_op_types(without_memory, tmp_path)
+    memory_only = GanomalyModel(network=SMALL, evidence=Evidence(residual_weight=0, distance_weight=0, memory_size=64))
+    assert memory_only.evidence_names == ("memory",)
+    assert "ConvolutionBackpropData" not in graph_op_types(memory_only, tmp_path)  # no decoder run at all
+
+
+def test_each_map_is_computed_only_when_its_weight_is_above_zero() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 64, 64)
+    for evidence, names in (
+        (Evidence(memory_weight=0), ("residual", "distance")),
+        (Evidence(distance_weight=0, memory_size=64), ("residual", "memory")),
+        (Evidence(residual_weight=0, memory_weight=0), ("distance",)),
+    ):
+        net = GanomalyModel(network=SMALL, evidence=evidence).eval()
+        assert net.evidence_names == names
+        with torch.no_grad():
+            assert net.evidence(images).shape == (2, len(names), 64, 64)
+        assert net.scorer.calibration.weights.shape == (len(names),)
+
+
+def test_the_uncalibrated_flag_covers_the_memory_only_when_there_is_one() -> None:
+    images = torch.rand(8, 3, 64, 64)
+    net = GanomalyModel(network=SMALL, evidence=Evidence(memory_weight=0)).eval()
+    assert not net.calibrated
+    assert net.fit_normal([images]) == 8
+    assert net.calibrated
+
+
+def test_a_score_top_fraction_of_zero_scores_the_maps_maximum() -> None:
+    model = EGBAD(network=SMALL, evidence=Evidence(score_top_fraction=0.0, memory_weight=0)).eval()
+    with torch.no_grad():
+        output = model.model(torch.rand(2, 3, 64, 64))
+    torch.testing.assert_close(output.pred_score, output.anomaly_map.amax(dim=(1, 2, 3)))
+
+
+def test_bad_evidence_settings_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="evidence weights"):
+        Evidence(residual_weight=-1.0)
+    with pytest.raises(ValueError, match="evidence weights"):
+        Evidence(residual_weight=0, distance_weight=0, memory_weight=0)
+    with pytest.raises(ValueError, match="score_top_fraction"):
+        Evidence(score_top_fraction=1.0)
+    with pytest.raises(ValueError, match="memory_size"):
+        Evidence(memory_size=0)
+
+
+def test_the_three_models_name_the_shared_settings_alike() -> None:
+    for model_class in MODEL_CLASSES:
+        model = model_class(network=SMALL, evidence=Evidence(distance_weight=0.3, memory_size=64))
+        assert model.model.evidence_names == ("residual", "distance", "memory")
+        weights = model.model.scorer.calibration.weights
+        torch.testing.assert_close(weights, torch.tensor([0.9, 0.3, 4.0]) / 5.2)
