@@ -46,7 +46,11 @@ def test_int8_export_reports_its_accuracy_and_is_refused_beyond_max_drop(exporte
     assert report["accepted"] is False and report["test_images"] == 9
     assert 0.0 <= report["int8"]["image_AUROC"] <= 1.0 and 0.0 <= report["fp32"]["pixel_AUROC"] <= 1.0
     assert not list(tmp_path.rglob("model.xml")) and not list(tmp_path.rglob("fp32_reference"))
-    rejected = EdgeInferencer(next(tmp_path.rglob("model.rejected.xml")))  # still a valid IR, kept for inspection
+    rejected_xml = next(tmp_path.rglob("model.rejected.xml"))
+    import openvino as ov
+
+    assert "FakeQuantize" in {op.get_type_name() for op in ov.Core().read_model(rejected_xml).get_ordered_ops()}
+    rejected = EdgeInferencer(rejected_xml)  # still a valid IR, kept for inspection
     result = rejected.predict_file(list_images(tiny_dataset / "weave" / "test")[0])
     assert np.isfinite(result.score) and np.isfinite(result.anomaly_map).all()
 

@@ -87,7 +87,9 @@ class NormalImageExportMixin:
             )
             raise ValueError(msg)
         xml = Path(super().to_openvino(export_root, **common))
-        fp32 = ov.Core().read_model(xml)
+        core = ov.Core()
+        core.set_property({"ENABLE_MMAP": False})  # the FP32 weights must outlive the file the INT8 model replaces
+        fp32 = core.read_model(xml)
         int8 = quantise_on_normal_images(fp32.clone(), datamodule)
         ov.save_model(int8, xml, compress_to_fp16=False)
         check_int8_accuracy(xml, fp32, int8, datamodule, max_drop)
