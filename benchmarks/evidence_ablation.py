@@ -13,11 +13,10 @@ training images and recalibrates, as training does.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
-from sample_sets import load_test_set, load_train_images
+from sample_sets import checkpoint_parser, load_test_set, load_train_images
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
@@ -29,11 +28,7 @@ MEMORY_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, choices=["GANomaly", "EGBAD", "AnoGAN"])
-    parser.add_argument("--category", required=True)
-    parser.add_argument("--ckpt", required=True)
-    parser.add_argument("--root", default="sample_data")
+    parser = checkpoint_parser(__doc__)
     parser.add_argument("--memory-size", type=int, help="refill the memory with this many features first")
     parser.add_argument("--selection", choices=["coreset", "random"], default="coreset", help="for --memory-size")
     args = parser.parse_args()

@@ -12,23 +12,18 @@ docs/accuracy.md.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
-from sample_sets import load_test_set
+from sample_sets import checkpoint_parser, load_test_set
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, choices=["GANomaly", "EGBAD", "AnoGAN"])
-    parser.add_argument("--category", required=True)
-    parser.add_argument("--ckpt", required=True)
-    parser.add_argument("--root", default="sample_data")
+    parser = checkpoint_parser(__doc__)
     parser.add_argument("--save", type=Path)
     parser.add_argument("--compare", type=Path)
     args = parser.parse_args()

@@ -1,7 +1,9 @@
-"""Loading an MVTec-layout category's images as tensors, for the benchmark scripts that score checkpoints directly."""
+"""For the benchmark scripts that score checkpoints directly: their common arguments, and an MVTec-layout category's
+images as tensors."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
@@ -9,6 +11,16 @@ import numpy as np
 import torch
 
 from ganad_plugin.edge.images import list_images, read_rgb
+
+
+def checkpoint_parser(description: str | None) -> argparse.ArgumentParser:
+    """A parser with --model, --category, --ckpt and --root (the data root, sample_data by default)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, choices=["GANomaly", "EGBAD", "AnoGAN"])
+    parser.add_argument("--category", required=True)
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--root", default="sample_data")
+    return parser
 
 
 def load_test_set(root: Path, per_kind: int, size: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
