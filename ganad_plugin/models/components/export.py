@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from pathlib import Path
@@ -41,9 +40,16 @@ FLOAT_TYPES = (
 )
 
 
-def without_parametrisations(module: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy of ``module`` with every parametrisation (spectral norm) folded into a plain weight."""
-    plain = copy.deepcopy(module)
+def without_parametrisations(model: Any) -> Any:
+    """A copy of ``model`` (an AnomalibModule) with every parametrisation (spectral norm) folded into a plain weight.
+
+    The copy is built afresh from the hyper-parameters and the state dict rather than deep-copied: removing a
+    parametrisation deletes it from the module's class, which a deep copy shares with the original.
+    """
+    plain = type(model)(**model.hparams)
+    plain.load_state_dict(model.state_dict(), strict=True)
+    plain.pre_processor, plain.post_processor = model.pre_processor, model.post_processor
+    plain.eval()
     for submodule in plain.modules():
         if parametrize.is_parametrized(submodule):
             for name in list(submodule.parametrizations):
