@@ -1,69 +1,200 @@
-"""Image and pixel AUROC of each model's default config on each sample_data category, trained as a user would.
+"""Each model's default config on each category, trained as a user would, over seeds, beside anomalib's Ganomaly.
 
-    python benchmarks/accuracy.py [--models GANomaly EGBAD AnoGAN] [--categories weave flange]
-                                  [--set model.weight_average_decay=0.0 ...]
+    python benchmarks/accuracy.py [--models GANomaly EGBAD AnoGAN] [--categories weave flange stone mesh label]
+                                  [--seeds 0 1 2] [--no-baseline] [--set KEY=VALUE ...] [--write]
 
-Runs `ganad train --config configs/<model>.yaml --data.category <category>` (train, then test on the category's
-test split) for each pair, on the machine's CPU, and prints a table of image AUROC, pixel AUROC, pixel AUPRO and
-the wall-clock seconds of the whole command. Checkpoints stay under results/bench_accuracy/<model>/<category>/
-(with --set: results/bench_accuracy/<model>-<settings>/<category>/). --set changes one config value for an
-ablation, as `--model.weight_average_decay 0.0` would on the command line.
+For each category (sample_data/, or generated into results/generated/), seed and model: `ganad train --config
+configs/<model>.yaml` (train, then anomalib's test: image AUROC and F1, pixel AUROC and AUPRO), then the
+checkpoint scores the test split in-process to measure what a line sees: the share of good parts flagged NG at the
+threshold baked into the checkpoint (it came from training images: the configs' synthetic validation split), the
+share of defective parts caught there and at a 1 % false-alarm rate, and test images per second (torch, 2 cores).
+anomalib's own Ganomaly (256 x 256, its defaults) trains in the same run for the same seconds as our GANomaly
+took (Lightning's max_time) and is scored the same way (image only: it has no map).
+With --write: docs/accuracy.csv (every run), docs/accuracy.png (bar chart) and the tables in docs/accuracy.md
+between its generated markers. --set changes one config value for an ablation (`model.evidence.memory_weight=0`).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-METRICS = ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")
+import numpy as np
+import torch
+from sample_sets import REPO, category_root, load_test_set, train_with_cli
+
+import ganad_plugin.models
+from ganad_plugin.edge.metrics import auroc
+
+BASELINE = "anomalib Ganomaly"
+COLUMNS = ("image_auroc", "image_f1", "pixel_auroc", "pixel_aupro", "false_alarm_rate", "caught_at_threshold",
+           "caught_at_1pct_false_alarms", "train_s", "test_images_per_s")
+BEGIN, END = "<!-- accuracy.py: begin -->", "<!-- accuracy.py: end -->"
 
 
-def run(model: str, category: str, root: str, settings: list[str]) -> tuple[float, dict[str, float]]:
-    tag = "-".join([model.lower(), *(setting.replace("=", "_") for setting in settings)])
-    out = REPO / "results" / "bench_accuracy" / tag / category
-    overrides = [part for setting in settings for part in (f"--{setting.split('=', 1)[0]}", setting.split("=", 1)[1])]
-    command = [sys.executable, "-m", "ganad_plugin.cli", "train", "--config", str(REPO / "configs" / f"{model.lower()}.yaml"),
-               "--data.root", root, "--data.category", category, "--default_root_dir", str(out),
-               "--trainer.enable_progress_bar", "false", *overrides]
-    print(" ".join(command[1:]), flush=True)
+def line_figures(model: torch.nn.Module, root: Path) -> dict[str, float]:
+    """Score the test split with the full model (pre- and post-processing): false alarms and catches at the baked
+    threshold, catches at a 1 % false-alarm rate, images per second."""
+    images, labels, _ = load_test_set(root, 10**6, 256)
+    model.eval()
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    with torch.inference_mode():
+        outputs = [model(images[i : i + 16]) for i in range(0, len(images), 16)]
     seconds = time.perf_counter() - start
-    log = result.stdout + result.stderr
-    (out / "train.log").parent.mkdir(parents=True, exist_ok=True)
-    (out / "train.log").write_text(log)
-    if result.returncode != 0:
-        print(log[-3000:])
-        raise SystemExit(f"{model} on {category} failed (log: {out / 'train.log'})")
-    found = {name: re.search(rf"{name}\s*│\s*([0-9.]+)", log) for name in METRICS}
-    return seconds, {name: float(match.group(1)) if match else float("nan") for name, match in found.items()}
+    scores = torch.cat([o.pred_score for o in outputs]).float().numpy()
+    flagged = torch.cat([o.pred_label for o in outputs]).bool().numpy()
+    good_scores = np.sort(scores[~labels])
+    at_1pct = good_scores[min(len(good_scores) - 1, int(np.ceil(0.99 * len(good_scores))) - 1)]
+    return {
+        "false_alarm_rate": float(flagged[~labels].mean()),
+        "caught_at_threshold": float(flagged[labels].mean()),
+        "caught_at_1pct_false_alarms": float((scores[labels] > at_1pct).mean()),
+        "test_images_per_s": len(images) / seconds,
+        "image_auroc_inprocess": auroc(scores, labels),
+    }
+
+
+def run_ours(model_name: str, category: str, seed: int, settings: list[str]) -> dict[str, float]:
+    root = category_root(category)
+    tag = "-".join([model_name.lower(), *(s.replace("=", "_") for s in settings)])
+    out = REPO / "results" / "bench_accuracy" / tag / category / f"seed{seed}"
+    ckpt, seconds, metrics = train_with_cli(model_name, category, root.parent, out, seed=seed, settings=tuple(settings))
+    model = getattr(ganad_plugin.models, model_name).load_from_checkpoint(ckpt, map_location="cpu")
+    figures = line_figures(model, root)
+    return {"image_auroc": metrics.get("image_AUROC", np.nan), "image_f1": metrics.get("image_F1Score", np.nan),
+            "pixel_auroc": metrics.get("pixel_AUROC", np.nan), "pixel_aupro": metrics.get("pixel_AUPRO", np.nan),
+            "train_s": seconds, **figures}
+
+
+def run_baseline(category: str, seed: int, budget_s: float) -> dict[str, float]:
+    """anomalib's Ganomaly at its defaults, trained for ``budget_s`` seconds, validated on the configs' split."""
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+    from anomalib.models import Ganomaly
+    from lightning.pytorch import seed_everything
+
+    seed_everything(seed)
+    root = category_root(category)
+    datamodule = MVTecAD(root=root.parent, category=category, train_batch_size=32, eval_batch_size=16, num_workers=0,
+                         val_split_mode="synthetic", val_split_ratio=0.2, seed=0)
+    model = Ganomaly()
+    engine = Engine(logger=False, enable_progress_bar=False, max_epochs=10_000,
+                    max_time=time.strftime("00:%H:%M:%S", time.gmtime(budget_s)),
+                    default_root_dir=REPO / "results" / "bench_accuracy" / "anomalib-ganomaly" / category / f"seed{seed}")
+    start = time.perf_counter()
+    engine.fit(model=model, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    metrics = engine.test(model=model, datamodule=datamodule, verbose=False)[0]
+    figures = line_figures(model, root)
+    return {"image_auroc": float(metrics["image_AUROC"]), "image_f1": float(metrics.get("image_F1Score", np.nan)),
+            "pixel_auroc": np.nan, "pixel_aupro": np.nan, "train_s": seconds, **figures}
+
+
+def summarise(rows: list[dict], models: list[str], categories: list[str]) -> str:
+    """Markdown: per category and model, mean ± spread (min-max over seeds) of each figure."""
+    head = ("| category | model | seeds | image AUROC | image F1 | pixel AUROC | pixel AUPRO | good flagged NG | "
+            "caught at threshold | caught at 1 % false alarms | train s | test img/s |")
+    lines = [head, "|" + "---|" * 12]
+    for category in categories:
+        for model in [*models, BASELINE]:
+            cells = [r for r in rows if r["category"] == category and r["model"] == model]
+            if not cells:
+                continue
+            shown = []
+            for column in COLUMNS:
+                values = np.array([r[column] for r in cells], float)
+                if np.isnan(values).all():
+                    shown.append("-")
+                elif column in {"train_s", "test_images_per_s"}:
+                    shown.append(f"{np.nanmean(values):.0f}")
+                elif len(values) == 1:
+                    shown.append(f"{values[0]:.2f}")
+                else:
+                    shown.append(f"{np.nanmean(values):.2f} ({np.nanmin(values):.2f}-{np.nanmax(values):.2f})")
+            lines.append(f"| {category} | {model} | {len(cells)} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
+def write(rows: list[dict], table: str, models: list[str], categories: list[str]) -> None:
+    docs = REPO / "docs"
+    with (docs / "accuracy.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["model", "category", "seed", *COLUMNS, "image_auroc_inprocess"])
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, [*models, BASELINE], categories, docs / "accuracy.png")
+    command = " ".join(["python benchmarks/accuracy.py", *sys.argv[1:]])
+    block = (f"{BEGIN}\nMade by `{command}` on {time.strftime('%Y-%m-%d')} (2 CPU cores). Mean over seeds, (min-max) "
+             f"in brackets; every run in `docs/accuracy.csv`, chart `docs/accuracy.png`.\n\n{table}\n{END}")
+    page = docs / "accuracy.md"
+    text = page.read_text() if page.exists() else "# Accuracy\n\n"
+    text = re.sub(f"{re.escape(BEGIN)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S) if BEGIN in text \
+        else text.rstrip() + "\n\n" + block + "\n"
+    page.write_text(text)
+    print(f"wrote {page}, {docs / 'accuracy.csv'} and {docs / 'accuracy.png'}")
+
+
+def plot(rows: list[dict], models: list[str], categories: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    width = 0.8 / len(models)
+    for axis, column, title in zip(axes, ("image_auroc", "pixel_auroc"), ("image AUROC", "pixel AUROC"), strict=True):
+        for k, model in enumerate(models):
+            means, spreads = [], []
+            for category in categories:
+                values = np.array([r[column] for r in rows if r["model"] == model and r["category"] == category], float)
+                values = values[~np.isnan(values)]
+                means.append(values.mean() if len(values) else 0.0)
+                spreads.append([values.mean() - values.min(), values.max() - values.mean()] if len(values) else [0, 0])
+            positions = np.arange(len(categories)) + (k - (len(models) - 1) / 2) * width
+            axis.bar(positions, means, width, yerr=np.array(spreads).T, label=model, capsize=2)
+        axis.axhline(0.95, color="grey", linestyle="--", linewidth=0.8)
+        axis.set_xticks(np.arange(len(categories)), categories)
+        axis.set_title(title)
+        axis.set_ylim(0.3, 1.0)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["GANomaly", "EGBAD", "AnoGAN"])
-    parser.add_argument("--categories", nargs="*", default=["weave", "flange"])
-    parser.add_argument("--root", default="sample_data")
+    parser.add_argument("--categories", nargs="*", default=["weave", "flange", "stone", "mesh", "label"])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--no-baseline", action="store_true", help="leave anomalib's Ganomaly out")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config changes for an ablation")
+    parser.add_argument("--write", action="store_true", help="write docs/accuracy.{md,csv,png}")
     args = parser.parse_args()
     bad = [setting for setting in args.set if "=" not in setting]
     if bad:
         parser.error(f"--set takes KEY=VALUE, got {bad}")
+    torch.set_num_threads(2)
     rows = []
-    for model in args.models:
-        for category in args.categories:
-            seconds, metrics = run(model, category, args.root, args.set)
-            rows.append((model, category, seconds, metrics))
-            print(f"  {model} {category}: {metrics} in {seconds:.0f} s", flush=True)
-    print(f"\n{'model':<10}{'category':<10}{'image AUROC':>13}{'pixel AUROC':>13}{'pixel AUPRO':>13}{'train+test s':>14}")
-    for model, category, seconds, metrics in rows:
-        print(f"{model:<10}{category:<10}{metrics['image_AUROC']:>13.3f}{metrics['pixel_AUROC']:>13.3f}"
-              f"{metrics['pixel_AUPRO']:>13.3f}{seconds:>14.0f}")
+    for category in args.categories:
+        for seed in args.seeds:
+            budget = None
+            for model in args.models:
+                figures = run_ours(model, category, seed, args.set)
+                rows.append({"model": model, "category": category, "seed": seed, **figures})
+                budget = figures["train_s"] if model == "GANomaly" or budget is None else budget
+                print(f"  {model} {category} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()),
+                      flush=True)
+            if not args.no_baseline:
+                figures = run_baseline(category, seed, budget)
+                rows.append({"model": BASELINE, "category": category, "seed": seed, **figures})
+                print(f"  {BASELINE} {category} seed {seed}: image AUROC {figures['image_auroc']:.3f}", flush=True)
+    table = summarise(rows, args.models, args.categories)
+    print("\n" + table)
+    if args.write:
+        write(rows, table, args.models, args.categories)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""For the benchmark scripts that score checkpoints directly: their common arguments, and an MVTec-layout category's
-images as tensors."""
+"""What the benchmark scripts share: their common arguments, where a category's data is (committed or generated on
+demand), training a config with the CLI as a user would, and an MVTec-layout category's images as tensors."""
 
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -11,6 +15,52 @@ import numpy as np
 import torch
 
 from ganad_plugin.edge.images import list_images, read_rgb
+from ganad_plugin.sample_data import CATEGORIES, GENERATED_CATEGORIES, generate_category
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_METRICS = ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_AUPRO")
+
+
+def category_root(category: str) -> Path:
+    """The folder of a category: sample_data/<category> if committed, else results/generated/<category>, generated
+    (deterministically) the first time it is asked for."""
+    if category in CATEGORIES:
+        return REPO / "sample_data" / category
+    if category not in GENERATED_CATEGORIES:
+        msg = f"unknown category {category!r}; choose from {sorted(CATEGORIES) + sorted(GENERATED_CATEGORIES)}"
+        raise SystemExit(msg)
+    folder = REPO / "results" / "generated" / category
+    if not (folder / "ground_truth").is_dir():
+        print(f"generating {folder}", flush=True)
+        generate_category(folder.parent, category)
+    return folder
+
+
+def train_with_cli(model: str, category: str, root: Path, out: Path, *, seed: int = 42, settings: tuple[str, ...] = (),
+                   reuse: bool = False) -> tuple[Path, float, dict[str, float]]:
+    """`ganad train --config configs/<model>.yaml` on one category, then its test: (checkpoint, seconds of the whole
+    command, the test metrics printed). ``settings`` are KEY=VALUE config changes; with ``reuse`` an existing
+    checkpoint under ``out`` is returned without training (seconds and metrics then NaN / empty)."""
+    checkpoints = sorted(out.glob("**/weights/lightning/model.ckpt"))
+    if reuse and checkpoints:
+        return checkpoints[-1], float("nan"), {}
+    overrides = [part for setting in settings for part in (f"--{setting.split('=', 1)[0]}", setting.split("=", 1)[1])]
+    command = [sys.executable, "-m", "ganad_plugin.cli", "train", "--config", str(REPO / "configs" / f"{model.lower()}.yaml"),
+               "--data.root", str(root), "--data.category", category, "--default_root_dir", str(out),
+               "--seed_everything", str(seed), "--trainer.enable_progress_bar", "false", *overrides]
+    print(" ".join(command[1:]), flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    log = result.stdout + result.stderr
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.log").write_text(log)
+    if result.returncode != 0:
+        print(log[-3000:])
+        raise SystemExit(f"{model} on {category} failed (log: {out / 'train.log'})")
+    found = {name: re.search(rf"{name}\s*│\s*([0-9.]+)", log) for name in TEST_METRICS}
+    metrics = {name: float(match.group(1)) for name, match in found.items() if match}
+    return sorted(out.glob("**/weights/lightning/model.ckpt"))[-1], seconds, metrics
 
 
 def checkpoint_parser(description: str | None) -> argparse.ArgumentParser:

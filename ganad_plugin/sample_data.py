@@ -70,7 +70,7 @@ def _light(rng: np.random.Generator, image: np.ndarray, size: int) -> np.ndarray
     direction = rng.uniform(0, 2 * np.pi)
     gradient = 1.0 + rng.uniform(0.0, 0.16) * (np.cos(direction) * xx + np.sin(direction) * yy)
     gain = rng.uniform(0.9, 1.08)
-    return image * gradient * gain
+    return image * (gradient if image.ndim == 2 else gradient[..., None]) * gain
 
 
 def _soft_blob(rng: np.random.Generator, size: int, radius: float) -> np.ndarray:
@@ -218,6 +218,169 @@ def _flange_contamination(rng: np.random.Generator, image: np.ndarray, part: np.
 
 
 # ----------------------------------------------------------------------------------------------
+# generated on demand (not committed): more surfaces to choose defaults on, in colour as well as grey
+
+
+def _fractal_noise(rng: np.random.Generator, size: int, octaves: int = 5, base_cells: int = 4) -> np.ndarray:
+    """Smooth random field in [0, 1]: the sum of upsampled random grids, each octave half as strong."""
+    field = np.zeros((size, size), np.float32)
+    for octave in range(octaves):
+        cells = base_cells * 2**octave
+        grid = rng.normal(0, 1, (cells + 1, cells + 1)).astype(np.float32)
+        field += cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC) * 0.55**octave
+    field -= field.min()
+    return field / max(float(field.max()), 1e-6)
+
+
+def _stone(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random natural texture in colour (granite-like): mottled base, dark and light grains; HxWx3 in [0, 1]."""
+    base_colour = np.array([0.50, 0.53, 0.58]) + rng.normal(0, 0.015, 3)  # one stone: a warm grey (BGR)
+    mottle = _fractal_noise(rng, size, base_cells=int(rng.integers(3, 7)))
+    image = base_colour[None, None, :] * (0.75 + 0.5 * mottle[..., None])
+    for count, level, colour_shift in [(900, 0.45, 0.0), (500, 1.3, 0.05)]:  # dark grains, light grains
+        grains = np.zeros((size, size), np.float32)
+        points = rng.uniform(0, size, (int(count * rng.uniform(0.8, 1.2)), 2)).astype(np.int32)
+        radii = rng.integers(1, 4, len(points))
+        for (x, y), r in zip(points, radii, strict=True):
+            cv2.circle(grains, (int(x), int(y)), int(r), 1.0, -1, cv2.LINE_AA)
+        grains = cv2.GaussianBlur(grains, (0, 0), 0.8)[..., None]
+        target = np.clip(image * level + colour_shift, 0, 1)
+        image = image * (1 - grains) + target * grains
+    return _light(rng, image.astype(np.float32), size)
+
+
+def _mesh(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A regular perforated metal sheet (grey): round holes on a square lattice, pitch and angle jittered."""
+    pitch = rng.uniform(15.0, 19.0)
+    angle = np.deg2rad(rng.uniform(-3.0, 3.0))
+    hole_radius = pitch * rng.uniform(0.28, 0.32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    u = xx * np.cos(angle) + yy * np.sin(angle) + rng.uniform(0, pitch)
+    v = -xx * np.sin(angle) + yy * np.cos(angle) + rng.uniform(0, pitch)
+    du = (u / pitch - np.round(u / pitch)) * pitch
+    dv = (v / pitch - np.round(v / pitch)) * pitch
+    distance = np.hypot(du, dv)
+    sheet = rng.uniform(0.55, 0.65) + 0.03 * _fractal_noise(rng, size, octaves=3, base_cells=8)
+    rim = 0.15 * np.exp(-((distance - hole_radius - 1.0) ** 2) / 1.5)  # the lit edge of each hole
+    image = np.where(distance < hole_radius, rng.uniform(0.08, 0.14), sheet + rim)
+    return _light(rng, cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.6), size)
+
+
+def _label(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A printed colour label, shifted a few pixels per image: colour bands, a logo disc, lines of 'text'."""
+    shift = rng.uniform(-4, 4, 2)
+    image = np.ones((size, size, 3), np.float32) * np.array([0.93, 0.92, 0.88], np.float32)  # paper
+    band = (int(40 + shift[1]), int(70 + shift[1]))
+    image[band[0] : band[1]] = np.array([0.75, 0.35, 0.15])  # printed band, BGR order
+    cv2.circle(image, (int(60 + shift[0]), int(150 + shift[1])), 32, (0.2, 0.55, 0.2), -1, cv2.LINE_AA)
+    cv2.circle(image, (int(60 + shift[0]), int(150 + shift[1])), 18, (0.93, 0.92, 0.88), -1, cv2.LINE_AA)
+    text_rng = np.random.default_rng(7)  # the same 'text' on every label
+    for row in range(6):
+        y = int(110 + row * 22 + shift[1])
+        x = int(115 + shift[0])
+        for _ in range(5):
+            width = int(text_rng.integers(8, 26))
+            cv2.rectangle(image, (x, y), (min(x + width, 240), y + 9), (0.15, 0.15, 0.18), -1)
+            x += width + int(text_rng.integers(4, 8))
+    image = cv2.GaussianBlur(image, (0, 0), 0.8)
+    paper_grain = 0.02 * (_fractal_noise(rng, size, octaves=4, base_cells=16) - 0.5)
+    return _light(rng, image + paper_grain[..., None], size)
+
+
+def _colour_stain(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A large, faint stain of a colour (blue, brown, dark or yellow), coin-sized or larger."""
+    size = image.shape[0]
+    alpha = _soft_blob(rng, size, rng.uniform(14, 40))
+    colours = np.array([[0.55, 0.25, 0.1], [0.15, 0.3, 0.45], [0.1, 0.1, 0.1], [0.2, 0.75, 0.8]])  # BGR
+    colour = colours[rng.integers(len(colours))]
+    strength = rng.uniform(0.15, 0.45)
+    weight = (strength * alpha)[..., None]
+    colour_image = colour * image.mean(axis=2, keepdims=True) / 0.5
+    return image * (1 - weight) + colour_image * weight, alpha > 0.35
+
+
+def _thin_scratch(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A thin, dark or bright line of 1-2 px, faint or clear."""
+    size = image.shape[0]
+    line = _line_mask(rng, size, rng.uniform(30, 120), int(rng.integers(1, 3)), 30).astype(np.float32) / 255
+    contrast = rng.uniform(0.15, 0.45)
+    target = 0.05 if rng.random() < 0.7 else 0.95
+    weight = (contrast * line)[..., None]
+    return image * (1 - weight) + target * weight, cv2.dilate((line > 0.3).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def _foreign_material(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A small fragment of something else on the surface: a fibre tangle or a chip of another colour."""
+    size = image.shape[0]
+    mask = np.zeros((size, size), np.float32)
+    centre = rng.uniform(30, size - 30, 2)
+    if rng.random() < 0.5:  # a chip: an irregular polygon
+        angles = np.sort(rng.uniform(0, 2 * np.pi, 7))
+        radii = rng.uniform(4, 11, 7)
+        points = np.stack([centre[0] + radii * np.cos(angles), centre[1] + radii * np.sin(angles)], 1).astype(np.int32)
+        cv2.fillPoly(mask, [points], 1.0, cv2.LINE_AA)
+    else:  # a fibre: a short curly line
+        points = [centre]
+        heading = rng.uniform(0, 2 * np.pi)
+        for _ in range(12):
+            heading += rng.normal(0, 0.6)
+            points.append(points[-1] + 3 * np.array([np.cos(heading), np.sin(heading)]))
+        cv2.polylines(mask, [np.array(points, np.int32)], False, 1.0, 2, cv2.LINE_AA)
+    colour = rng.uniform(0.05, 0.95, 3)
+    weight = (mask * rng.uniform(0.6, 0.9))[..., None]
+    return image * (1 - weight) + colour * weight, cv2.dilate((mask > 0.3).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def _faint_patch(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A region that keeps its texture but loses contrast or shifts in brightness (wear, a dull spot)."""
+    size = image.shape[0]
+    alpha = _soft_blob(rng, size, rng.uniform(16, 40))[..., None]
+    local_mean = cv2.GaussianBlur(image, (0, 0), 6)
+    if rng.random() < 0.5:
+        changed = local_mean + (image - local_mean) * rng.uniform(0.2, 0.5)  # contrast lost
+    else:
+        changed = image * rng.choice([rng.uniform(0.75, 0.85), rng.uniform(1.15, 1.25)])  # darker or brighter
+    return image * (1 - alpha) + changed * alpha, alpha[..., 0] > 0.35
+
+
+def _mesh_clogged_holes(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A few neighbouring holes filled with debris of the sheet's own grey: a break in the regular pattern."""
+    size = image.shape[0]
+    alpha = _soft_blob(rng, size, rng.uniform(10, 22))
+    dark = image.mean(axis=2) < 0.3
+    fill_level = np.median(image[~dark]) * rng.uniform(0.7, 1.0)
+    weight = alpha * dark * rng.uniform(0.5, 1.0)
+    filled = image * (1 - weight[..., None]) + fill_level * weight[..., None]
+    return filled, (cv2.GaussianBlur(weight, (0, 0), 1.0) > 0.15)
+
+
+def _colour_image(make_surface: Callable, defects: dict[str, Callable], grey: bool) -> Callable:
+    """A category's image maker: a surface, perhaps a defect, then the 6-bit camera (grey or colour)."""
+
+    def make(rng: np.random.Generator, defect: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        image = make_surface(rng, IMAGE_SIZE_PX)
+        image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+        mask = None
+        if defect is not None:
+            image, mask = defects[defect](rng, image)
+        out = _to_uint8(image, rng, 1.2)
+        return (out[..., 0] if grey else out), mask
+
+    return make
+
+
+STONE_DEFECTS: dict[str, Callable] = {
+    "colour_stain": _colour_stain, "thin_scratch": _thin_scratch, "foreign_material": _foreign_material,
+}
+MESH_DEFECTS: dict[str, Callable] = {
+    "clogged_holes": _mesh_clogged_holes, "thin_scratch": _thin_scratch, "faint_patch": _faint_patch,
+}
+LABEL_DEFECTS: dict[str, Callable] = {
+    "colour_stain": _colour_stain, "faint_patch": _faint_patch, "foreign_material": _foreign_material,
+}
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 SENSOR_STEP = 4  # 64 grey levels
@@ -264,21 +427,29 @@ FLANGE_DEFECTS: dict[str, Callable] = {
     "chipped_edge": None,  # needs the background level; handled in _make_flange
     "contamination": _flange_contamination,
 }
-CATEGORIES: dict[str, tuple[Callable, list[str]]] = {
+CATEGORIES: dict[str, tuple[Callable, list[str]]] = {  # committed in sample_data/
     "weave": (_make_weave, list(WEAVE_DEFECTS)),
     "flange": (_make_flange, list(FLANGE_DEFECTS)),
 }
+GENERATED_CATEGORIES: dict[str, tuple[Callable, list[str]]] = {  # made on demand by the benchmarks
+    "stone": (_colour_image(_stone, STONE_DEFECTS, grey=False), list(STONE_DEFECTS)),
+    "mesh": (_colour_image(_mesh, MESH_DEFECTS, grey=True), list(MESH_DEFECTS)),
+    "label": (_colour_image(_label, LABEL_DEFECTS, grey=False), list(LABEL_DEFECTS)),
+}
+ALL_CATEGORIES = {**CATEGORIES, **GENERATED_CATEGORIES}
+# each category's random streams derive from its own fixed number, so adding a category changes no other
+CATEGORY_STREAM = {"flange": 0, "weave": 1, "stone": 2, "mesh": 3, "label": 4}
 
 
 def generate_category(root: Path, category: str, sizes: SplitSizes = SplitSizes(), seed: int = 0) -> Path:
     """Write one category in MVTec AD layout under ``root/category``; returns that folder."""
-    if category not in CATEGORIES:
-        msg = f"unknown sample category {category!r}; choose from {sorted(CATEGORIES)}"
+    if category not in ALL_CATEGORIES:
+        msg = f"unknown sample category {category!r}; choose from {sorted(ALL_CATEGORIES)}"
         raise ValueError(msg)
-    make, defects = CATEGORIES[category]
+    make, defects = ALL_CATEGORIES[category]
     folder = Path(root) / category
     # one independent stream per split, so changing one split's size leaves the others unchanged
-    base = np.random.SeedSequence([seed, sorted(CATEGORIES).index(category)])
+    base = np.random.SeedSequence([seed, CATEGORY_STREAM[category]])
     streams = dict(zip(["train", "test_good", *defects], base.spawn(2 + len(defects)), strict=True))
     for split, count, defect in [("train", sizes.train_good, None), ("test_good", sizes.test_good, None)] + [
         (d, sizes.test_per_defect, d) for d in defects
@@ -298,7 +469,8 @@ def generate_category(root: Path, category: str, sizes: SplitSizes = SplitSizes(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("sample_data"))
-    parser.add_argument("--categories", nargs="*", default=sorted(CATEGORIES))
+    parser.add_argument("--categories", nargs="*", default=sorted(CATEGORIES), choices=sorted(ALL_CATEGORIES),
+                        help="default: the committed ones; also " + ", ".join(sorted(GENERATED_CATEGORIES)))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for category in args.categories:

@@ -9,6 +9,7 @@ the pre-processor and evaluator, a sensible epoch budget, and (through ``NormalI
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,7 @@ from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn, optim
+from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Resize
 
 from .blocks import init_dcgan_weights
@@ -164,6 +166,14 @@ class PatchGanModule(NormalImageExportMixin):
                 type(self).__name__, self.default_max_epochs,
             )
             trainer.fit_loop.max_epochs = self.default_max_epochs
+        split = str(getattr(getattr(trainer, "datamodule", None), "val_split_mode", "")).lower()
+        if split.endswith(("same_as_test", "from_test")):
+            logger.warning(
+                "%s: the validation split comes from the test images (val_split_mode %s), so the thresholds and the "
+                "normalisation stored in the checkpoint and the export are fitted to them. A line's model should use "
+                "training images only: --data.val_split_mode synthetic (as configs/ do).",
+                type(self).__name__, split.rsplit(".", 1)[-1],
+            )
         super().on_fit_start()
 
     def on_validation_start(self) -> None:
@@ -196,10 +206,19 @@ class PatchGanModule(NormalImageExportMixin):
         self.model.eval()
 
         def images() -> Iterable[torch.Tensor]:
-            for batch in self.trainer.datamodule.train_dataloader():
+            for batch in self.unaugmented_training_images():
                 batch_images = batch.image.to(self.device)
                 yield self.pre_processor.transform(batch_images) if self.pre_processor is not None else batch_images
 
         seen = self.model.fit_normal(images(), CALIBRATION_MAX_IMAGES)
         self.model.train(was_training)
         logger.info("feature memory and evidence scales from %d normal training images", seen)
+
+    def unaugmented_training_images(self) -> DataLoader:
+        """The training images in a fixed order and without ``train_augmentations`` (only the model's resize):
+        the memory and the evidence scales describe good parts as the camera sees them."""
+        datamodule = self.trainer.datamodule
+        dataset = copy.copy(datamodule.train_data)
+        dataset.augmentations = self.pre_processor.transform if self.pre_processor is not None else None
+        return DataLoader(dataset, batch_size=datamodule.train_batch_size, shuffle=False,
+                          collate_fn=dataset.collate_fn, num_workers=0)

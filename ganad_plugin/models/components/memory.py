@@ -5,7 +5,9 @@ structure (a bright rim, a bolt hole), on good parts too. The distance from a pl
 nearest normal feature instead asks whether such a place was ever seen. The features are the model's own patch
 encoder, trained with the GAN and run convolutionally over the whole image (no pretrained network): its last
 feature map, one feature every 8 px for 32-px patches (``PatchAnomalyModel.dense_features``). Features are
-compared by direction (unit length, so the distance is sqrt(2 - 2 cos)): their lengths vary with lighting.
+compared by direction (unit length, so the distance is sqrt(2 - 2 cos)): their lengths vary with lighting. A
+direction is blind to a place that keeps its texture but changes colour, brightness or contrast, so the model may
+append the place's local colour statistics, compared by plain distance (``Evidence.memory_colour_weight``).
 
 The bank keeps a greedy k-center coreset of the normal features (``coreset_indices``), as PatchCore does for its
 pretrained features: each kept feature is the one farthest from those kept so far, so rare normal structure is
@@ -25,15 +27,23 @@ BANK_CHUNK = 4096  # bank rows compared at once: bounds the similarity matrix of
 
 
 class FeatureMemory(nn.Module):
-    """A fixed-size bank of unit-length normal feature vectors [size, dim] and each query's nearest distance.
+    """A fixed-size bank of normal feature vectors [size, dim] and each query's Euclidean distance to the nearest.
+
+    The first ``direction_dims`` of each vector are scaled to unit length (an encoder feature, compared by
+    direction); the rest are kept as given (e.g. a place's colour and contrast, already weighted by the caller).
 
     The bank has a fixed shape so that checkpoints load and the exported graph stays static; ``fit`` fills it
     with a subset of the features given (or all of them, repeated, when there are fewer): by ``selection``,
     "coreset" (greedy k-center, ``coreset_indices``) or "random".
     """
 
-    def __init__(self, dim: int, size: int = 16384, selection: str = "coreset") -> None:
+    def __init__(self, dim: int, size: int = 16384, selection: str = "coreset", direction_dims: int | None = None) -> None:
         super().__init__()
+        direction_dims = dim if direction_dims is None else direction_dims
+        if not 0 < direction_dims <= dim:
+            msg = f"direction_dims must be in 1..{dim}, got {direction_dims}"
+            raise ValueError(msg)
+        self.direction_dims = direction_dims
         if size < 1:
             msg = f"memory_size must be at least 1, got {size}"
             raise ValueError(msg)
@@ -48,12 +58,12 @@ class FeatureMemory(nn.Module):
 
     @torch.no_grad()
     def fit(self, features: torch.Tensor, seed: int = 0) -> None:
-        """Fill the bank from normal features [N, dim] (any length: they are normalised here)."""
+        """Fill the bank from normal features [N, dim] (their direction part is normalised here)."""
         if features.ndim != 2 or features.shape[1] != self.bank.shape[1] or features.shape[0] == 0:
             msg = f"expected normal features [N > 0, {self.bank.shape[1]}], got {tuple(features.shape)}"
             raise ValueError(msg)
         size = self.bank.shape[0]
-        features = F.normalize(features, dim=1)
+        features = self.prepare(features)
         generator = torch.Generator().manual_seed(seed)
         if features.shape[0] > size and self.selection == "coreset":
             chosen = coreset_indices(features, size, generator)
@@ -63,13 +73,23 @@ class FeatureMemory(nn.Module):
         self.bank.copy_(features[chosen.to(features.device)])
         self.filled.fill_(True)
 
+    def prepare(self, features: torch.Tensor) -> torch.Tensor:
+        """[..., dim] -> the same with the direction part scaled to unit length."""
+        if self.direction_dims == features.shape[-1]:
+            return F.normalize(features, dim=-1)
+        direction, rest = features.split([self.direction_dims, features.shape[-1] - self.direction_dims], dim=-1)
+        return torch.cat([F.normalize(direction, dim=-1), rest], dim=-1)
+
     def forward(self, feature_maps: torch.Tensor) -> torch.Tensor:
         """Feature maps [B, dim, h, w] -> distance of each place to its nearest normal feature [B, 1, h, w]."""
         batch, _, height, width = feature_maps.shape
-        queries = F.normalize(feature_maps, dim=1).flatten(2).transpose(1, 2)  # [B, h*w, dim]
-        nearest = torch.stack([(queries @ chunk.T).amax(dim=2) for chunk in self.bank.split(BANK_CHUNK)]).amax(0)
-        # sqrt(2 - 2 cos) written as a product and a sum (no subtraction): INT8 export keeps both in float by type
-        squared = (nearest * -2.0 + 2.0).clamp_min(0)
+        queries = self.prepare(feature_maps.flatten(2).transpose(1, 2))  # [B, h*w, dim]
+        # |q - b|^2 = |q|^2 - 2 (q.b - |b|^2 / 2): the nearest row is the one with the largest q.b - |b|^2 / 2,
+        # one matrix product a chunk; written with products and sums only (INT8 export keeps them in float by type)
+        nearest = torch.stack([
+            (queries @ chunk.T + (chunk * chunk).sum(dim=1) * -0.5).amax(dim=2) for chunk in self.bank.split(BANK_CHUNK)
+        ]).amax(0)
+        squared = (nearest * -2.0 + (queries * queries).sum(dim=2)).clamp_min(0)
         return squared.sqrt().reshape(batch, 1, height, width)
 
 

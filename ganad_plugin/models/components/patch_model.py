@@ -46,16 +46,19 @@ class PatchAnomalyModel(nn.Module):
         self.grid = PatchGrid(network.patch_size)
         active = evidence.active()
         self.evidence_names = tuple(active)
+        self.colour_residual = evidence.colour_residual
+        self.memory_colour_weight = evidence.memory_colour_weight
+        encoder_dims = DcganEncoder.channels_of_features(network.patch_size, channels, network.n_features)
+        colour_dims = 2 * channels if evidence.memory_colour_weight > 0 else 0
         self.memory = (
-            FeatureMemory(
-                DcganEncoder.channels_of_features(network.patch_size, channels, network.n_features),
-                evidence.memory_size,
-            )
+            FeatureMemory(encoder_dims + colour_dims, evidence.memory_size, direction_dims=encoder_dims)
             if "memory" in active
             else None
         )
+        residual_channels = channels if evidence.colour_residual else 1
         self.scorer = AnomalyScorer(
             signed=tuple(name == "residual" for name in active),
+            channels=tuple(residual_channels if name == "residual" else 1 for name in active),
             weights=tuple(active.values()),
             smoothing_sigma_px=evidence.smoothing_sigma_px,
             background_sigma_px=evidence.background_sigma_px,
@@ -81,6 +84,20 @@ class PatchAnomalyModel(nn.Module):
         """
         return self.feature_encoder().features(self.to_tanh_range(images))
 
+    def memory_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] in [0, 1] -> what the memory compares at each place [B, dim, H / 8, W / 8]: the
+        encoder's feature, then (with ``memory_colour_weight``) the local colour mean and standard deviation over
+        the 16-px window around the place, each channel in [0, 1] units, times that weight."""
+        features = self.dense_features(images)
+        if self.memory_colour_weight == 0:
+            return features
+        stride = images.shape[-1] // features.shape[-1]
+        window = dict(kernel_size=2 * stride, stride=stride, padding=stride // 2, count_include_pad=False)
+        mean = F.avg_pool2d(images, **window)
+        spread = (F.avg_pool2d(images * images, **window) - mean * mean).clamp_min(0).sqrt()
+        colour = torch.cat([mean, spread], dim=1)[..., : features.shape[-2], : features.shape[-1]]
+        return torch.cat([features, colour * self.memory_colour_weight], dim=1)
+
     def evidence(self, images: torch.Tensor) -> torch.Tensor:
         """Images [B, C, H, W] in [0, 1] -> the active evidence maps [B, E, H, W], in ``evidence_names`` order."""
         size = images.shape[-2:]
@@ -89,12 +106,12 @@ class PatchAnomalyModel(nn.Module):
             patches = self.grid.split(self.to_tanh_range(images))
             reconstructions, distance = self.patch_evidence(patches)
             if "residual" in self.evidence_names:
-                maps.append(self.grid.merge(signed_residual(patches, reconstructions), size))
+                maps.append(self.grid.merge(signed_residual(patches, reconstructions, self.colour_residual), size))
             if "distance" in self.evidence_names:
                 per_pixel = distance[:, None, None, None].expand(-1, 1, self.patch_size, self.patch_size)
                 maps.append(self.grid.merge(per_pixel, size))
         if self.memory is not None:
-            distances = self.memory(self.dense_features(images))
+            distances = self.memory(self.memory_features(images))
             maps.append(F.interpolate(distances, size=size, mode="bilinear", align_corners=False))
         return torch.cat(maps, dim=1)
 
@@ -118,7 +135,7 @@ class PatchAnomalyModel(nn.Module):
                 if self.memory is None or seen % 4 == 3:
                     held_out.append(image)
                 else:
-                    features.append(self.dense_features(image[None]).flatten(2).squeeze(0).T)
+                    features.append(self.memory_features(image[None]).flatten(2).squeeze(0).T)
                 seen += 1
             if seen >= max_images:
                 break

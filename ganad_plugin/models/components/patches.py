@@ -55,7 +55,7 @@ class PatchGrid:
         return torch.cat(groups, dim=0)
 
     def merge(self, patch_maps: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
-        """Average per-patch maps [B * N, 1, p, p] (as ``split`` ordered them) into [B, 1, H, W]."""
+        """Average per-patch maps [B * N, C, p, p] (as ``split`` ordered them) into [B, C, H, W]."""
         height, width = image_size
         p, h = self.patch_size, self.half
         padded_h, padded_w = self._padded_size(height), self._padded_size(width)

@@ -85,6 +85,8 @@ class AnomalyScorer(nn.Module):
     Args:
         signed: one flag per evidence map: True where the map is signed (its magnitude is taken after
             smoothing), False where it is a non-negative distance (its logarithm is taken after smoothing).
+        channels: channels of each evidence map in the input (default: 1 each); a signed map's magnitude is taken
+            over its channels.
         weights: relative weight of each evidence map in the combined z-score (default: equal).
         smoothing_sigma_px: Gaussian smoothing of each evidence map, in pixels of the model input; the
             residual of a GAN is noisy at single pixels while defects span several.
@@ -98,6 +100,7 @@ class AnomalyScorer(nn.Module):
         self,
         *,
         signed: tuple[bool, ...],
+        channels: tuple[int, ...] | None = None,
         weights: tuple[float, ...] | None = None,
         smoothing_sigma_px: float = 4.0,
         background_sigma_px: float = 0.0,
@@ -105,20 +108,31 @@ class AnomalyScorer(nn.Module):
     ) -> None:
         super().__init__()
         num_evidence = len(signed)
+        self.channels = channels or (1,) * num_evidence
+        if len(self.channels) != num_evidence or min(self.channels) < 1:
+            msg = f"channels must give each of the {num_evidence} evidence maps at least 1 channel, got {channels}"
+            raise ValueError(msg)
+        self.signed_flags = tuple(signed)
         self.blur = GaussianSmoothing(smoothing_sigma_px) if smoothing_sigma_px > 0 else nn.Identity()
         self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
-        self.register_buffer("signed", torch.tensor(signed)[None, :, None, None], persistent=False)
         self.calibration = EvidenceCalibration(num_evidence, weights)
         self.score_top_fraction = score_top_fraction
-        self.signed: torch.Tensor
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:
-        """Smoothed evidence [B, E, H, W]: magnitudes of signed maps, logarithms of distance maps."""
-        smoothed = self.blur(evidence)
-        signed = smoothed - self.background(evidence) if self.background is not None else smoothed
-        # distances are compared on a log scale: their spread covers decades, and the calibration constants then
-        # stay small enough for an FP16 export (a raw latent distance's mean can exceed FP16's 65504)
-        return torch.where(self.signed, signed.abs(), torch.log(smoothed.clamp_min(1e-6)))
+        """Evidence [B, sum(channels), H, W] -> one smoothed map per evidence [B, E, H, W]: the magnitude of a
+        signed map (over its channels: the root mean square), the logarithm of a distance map."""
+        maps = []
+        for group, signed in zip(evidence.split(self.channels, dim=1), self.signed_flags, strict=True):
+            smoothed = self.blur(group)
+            if signed:
+                if self.background is not None:
+                    smoothed = smoothed - self.background(group)
+                maps.append((smoothed * smoothed).mean(dim=1, keepdim=True).sqrt())
+            else:
+                # distances are compared on a log scale: their spread covers decades, and the calibration constants
+                # then stay small enough for an FP16 export (a raw latent distance's mean can exceed FP16's 65504)
+                maps.append(torch.log(smoothed.clamp_min(1e-6)))
+        return torch.cat(maps, dim=1)
 
     def forward(self, evidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Evidence [B, E, H, W] -> (pred_score [B], anomaly_map [B, 1, H, W])."""
@@ -133,6 +147,8 @@ def image_score(anomaly_map: torch.Tensor, fraction: float) -> torch.Tensor:
     return flat.topk(count, dim=1).values.mean(dim=1)
 
 
-def signed_residual(patches: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
-    """Input minus reconstruction, averaged over channels: [N, C, p, p] x2 -> [N, 1, p, p]."""
-    return (patches - reconstructions).mean(dim=1, keepdim=True)
+def signed_residual(patches: torch.Tensor, reconstructions: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """Input minus reconstruction [N, C, p, p] x2 -> [N, C, p, p] (per_channel) or averaged over channels
+    [N, 1, p, p]."""
+    residual = patches - reconstructions
+    return residual if per_channel else residual.mean(dim=1, keepdim=True)

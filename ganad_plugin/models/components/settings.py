@@ -83,6 +83,11 @@ class Evidence:
         memory_weight: weight of the feature memory's distance: from the encoder's feature at each place to the
             nearest normal training feature (``memory.FeatureMemory``).
         memory_size: normal features the memory keeps (in the checkpoint and the exported graph).
+        memory_colour_weight: weight of a place's local colour mean and contrast (per channel, in [0, 1] units)
+            appended to its encoder feature in the memory (0: the feature's direction only), so that a stain or a
+            faded region whose texture survives still stands out.
+        colour_residual: take the residual's magnitude over the colour channels (a colour change whose channels
+            move apart counts) rather than of their mean.
         smoothing_sigma_px: Gaussian smoothing of each evidence map, in model-input pixels.
         background_sigma_px: scale of the residual's local mean that is subtracted before its magnitude is taken
             (0: off), so that a region-wide brightness offset of the reconstruction does not read as a defect.
@@ -94,6 +99,8 @@ class Evidence:
     distance_weight: float = 0.1
     memory_weight: float = 4.0
     memory_size: int = 16384
+    memory_colour_weight: float = 0.0
+    colour_residual: bool = False
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 16.0
     score_top_fraction: float = 0.0025
@@ -105,6 +112,9 @@ class Evidence:
             raise ValueError(msg)
         if self.memory_weight > 0 and self.memory_size < 1:
             msg = f"evidence.memory_size must be at least 1 while memory_weight > 0, got {self.memory_size}"
+            raise ValueError(msg)
+        if self.memory_colour_weight < 0:
+            msg = f"evidence.memory_colour_weight must be >= 0, got {self.memory_colour_weight}"
             raise ValueError(msg)
         if not 0.0 <= self.score_top_fraction < 1.0:
             msg = f"evidence.score_top_fraction must be in [0, 1) (0: the maximum), got {self.score_top_fraction}"

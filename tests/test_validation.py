@@ -1,0 +1,98 @@
+"""Where thresholds, normalisation and chosen defaults come from: training images only, never the test split."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ganad_plugin.sample_data import SplitSizes, generate_category
+from ganad_plugin.validation_set import VALIDATION_DEFECTS, build_validation_category
+
+from .conftest import REPO
+
+POST_PROCESSOR_STATISTICS = ("_image_threshold", "_pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max")
+
+
+def fitted_statistics(root: Path, val_split_mode: str, work: Path) -> dict[str, float]:
+    """GANomaly fitted one epoch on ``root``/weave with the given validation split: its post-processor's
+    thresholds and normalisation bounds (what the checkpoint and the IR carry)."""
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+    from lightning.pytorch import seed_everything
+
+    from ganad_plugin.models import GANomaly
+    from ganad_plugin.models.components.settings import Evidence
+
+    seed_everything(0)
+    model = GANomaly(evidence=Evidence(memory_size=256))
+    datamodule = MVTecAD(root=root, category="weave", train_batch_size=2, eval_batch_size=4, num_workers=0,
+                         val_split_mode=val_split_mode, val_split_ratio=0.25, seed=0)
+    Engine(max_epochs=1, logger=False, enable_progress_bar=False, default_root_dir=work).fit(model, datamodule=datamodule)
+    return {name: float(getattr(model.post_processor, name)) for name in POST_PROCESSOR_STATISTICS}
+
+
+def test_configs_take_their_validation_split_from_training_images() -> None:
+    for config in sorted((REPO / "configs").glob("*.yaml")):
+        data = yaml.safe_load(config.read_text())["data"]["init_args"]
+        assert data.get("val_split_mode") in {"synthetic", "from_train"}, config.name
+
+
+def test_exported_thresholds_do_not_change_when_the_test_images_do(tmp_path: Path) -> None:
+    sizes = SplitSizes(train_good=12, test_good=3, test_per_defect=2)
+    original, swapped = tmp_path / "original", tmp_path / "swapped"
+    generate_category(original, "weave", sizes)
+    generate_category(swapped, "weave", sizes, seed=1)  # other test images (and other training images ...)
+    shutil.rmtree(swapped / "weave" / "train")
+    shutil.copytree(original / "weave" / "train", swapped / "weave" / "train")  # ... but the same training images
+    first = fitted_statistics(original, "synthetic", tmp_path / "a")
+    second = fitted_statistics(swapped, "synthetic", tmp_path / "b")
+    assert all(np.isfinite(list(first.values())))
+    assert first == second
+    # the check can fail: with the validation split taken from the test images, the statistics follow them
+    assert fitted_statistics(original, "same_as_test", tmp_path / "c") != fitted_statistics(
+        swapped, "same_as_test", tmp_path / "d")
+
+
+def test_validation_category_reads_only_training_images_and_masks_every_defect(tmp_path: Path) -> None:
+    generate_category(tmp_path / "data", "flange", SplitSizes(train_good=15, test_good=2, test_per_defect=1))
+    source = tmp_path / "data" / "flange"
+    for test_image in (source / "test").rglob("*.png"):
+        test_image.write_bytes(b"not an image")  # any read of the test split would fail
+    out = build_validation_category(source, tmp_path / "validation" / "flange", held_back_share=0.2)
+    assert len(list((out / "train" / "good").glob("*.png"))) == 11
+    held_back = sorted(p.name for p in (out / "test" / "good").glob("*.png"))
+    assert len(held_back) == 4
+    assert not set(held_back) & {p.name for p in (out / "train" / "good").glob("*.png")}
+    for kind in VALIDATION_DEFECTS:
+        for name in held_back:
+            image = cv2.imread(str(out / "test" / kind / name), cv2.IMREAD_UNCHANGED)
+            good = cv2.imread(str(out / "test" / "good" / name), cv2.IMREAD_UNCHANGED)
+            mask = cv2.imread(str(out / "ground_truth" / kind / name.replace(".png", "_mask.png")), cv2.IMREAD_GRAYSCALE)
+            assert image.ndim == 2, "a grey category's defects stay grey"
+            assert 0 < (mask > 0).sum() < mask.size / 4, (kind, name)
+            changed = np.abs(image.astype(int) - good.astype(int)) > 4
+            assert changed[mask == 0].mean() < 0.02, f"{kind}: changes outside its mask (beyond a soft edge)"
+            assert changed[mask > 0].mean() > 0.2, f"{kind}: its mask marks pixels it did not change"
+
+
+def test_validation_category_needs_enough_training_images(tmp_path: Path) -> None:
+    generate_category(tmp_path, "weave", SplitSizes(train_good=5, test_good=1, test_per_defect=1))
+    with pytest.raises(ValueError, match="train/good has 5 images"):
+        build_validation_category(tmp_path / "weave", tmp_path / "out")
+
+
+def test_colour_residual_sees_a_colour_change_whose_channel_mean_is_unchanged() -> None:
+    from ganad_plugin.models.components.scoring import signed_residual
+
+    patches = torch.zeros(1, 3, 8, 8)
+    shifted = patches.clone()
+    shifted[:, 0] += 0.2
+    shifted[:, 2] -= 0.2  # redder and less blue: the channels' mean stays
+    assert signed_residual(shifted, patches, per_channel=False).abs().max() < 1e-6
+    assert signed_residual(shifted, patches, per_channel=True).abs().max() == pytest.approx(0.2)
