@@ -35,15 +35,21 @@ VARIANTS: dict[str, dict] = {
     "colour residual": {"colour_residual": True},
     "memory colour 1": {"memory_colour_weight": 1.0},
     "memory colour 3": {"memory_colour_weight": 3.0},
+    "position cells 16": {"position_cells": 16},
+    "position cells 32": {"position_cells": 32},
     "background 48 px": {"background_sigma_px": 48.0},
     "background off": {"background_sigma_px": 0.0},
     "memory weight 1": {"memory_weight": 1.0},
     "memory weight 16": {"memory_weight": 16.0},
+    "image score: top 1 %": {"score_top_fraction": 0.01},
+    "image score: maximum": {"score_top_fraction": 0.0},
     "GAN only (memory 0)": {"memory_weight": 0.0},
     "memory only": {"residual_weight": 0.0, "distance_weight": 0.0},
-    "colour residual + memory colour 1 + background 48": {
-        "colour_residual": True, "memory_colour_weight": 1.0, "background_sigma_px": 48.0},
 }
+COMBINED = {"colour_residual": True, "memory_colour_weight": 1.0, "position_cells": 16}
+VARIANTS["combined"] = COMBINED
+VARIANTS["combined, GAN only"] = {**COMBINED, "memory_weight": 0.0}
+VARIANTS["combined, memory only"] = {**COMBINED, "residual_weight": 0.0, "distance_weight": 0.0}
 
 
 def score_variant(model_name: str, state: dict, evidence: Evidence, train: torch.Tensor, test: torch.Tensor,

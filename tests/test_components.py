@@ -192,3 +192,45 @@ def test_discriminator_loss_is_log2_for_undecided_logits_and_zero_when_d_is_righ
     confident = torch.full((6,), 20.0)
     assert DiscriminatorLoss()(confident, -confident) < 1e-6
     assert DiscriminatorLoss()(-confident, confident) > 10
+
+
+def test_feature_memory_compares_the_appended_colour_part_by_plain_distance() -> None:
+    memory = FeatureMemory(dim=3, size=2, direction_dims=2)
+    memory.fit(torch.tensor([[1.0, 0.0, 0.5], [0.0, 3.0, 0.5]]))  # directions (1, 0) and (0, 1), colour 0.5
+    queries = torch.tensor([[2.0, 0.0, 0.5], [2.0, 0.0, 0.8]])  # the same direction; the second's colour moved 0.3
+    distances = memory(queries.T.reshape(1, 3, 1, 2)).flatten()
+    torch.testing.assert_close(distances, torch.tensor([0.0, 0.3]), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="direction_dims"):
+        FeatureMemory(dim=3, size=2, direction_dims=4)
+
+
+def test_memory_features_append_the_local_colour_mean_and_spread_times_their_weight() -> None:
+    from ganad_plugin.models import GANomaly
+    from ganad_plugin.models.components.settings import Evidence
+
+    image = torch.full((1, 3, 64, 64), 0.2)
+    image[:, 0, :, 32:] = 0.6  # right half: more red
+    image[:, 1, :, :32] = torch.arange(32).remainder(2).float() * 0.4  # left half: stripes in green (spread 0.2)
+    plain = GANomaly(evidence=Evidence(memory_size=16)).model
+    coloured = GANomaly(evidence=Evidence(memory_size=16, memory_colour_weight=2.0)).model
+    with torch.no_grad():
+        base, features = plain.memory_features(image), coloured.memory_features(image)
+    assert features.shape[1] == base.shape[1] + 6 and features.shape[-2:] == base.shape[-2:]
+    colour = features[0, base.shape[1]:] / 2.0  # mean R, G, B, then spread R, G, B, one place every 8 px
+    torch.testing.assert_close(colour[0, 4, 6], torch.tensor(0.6))  # mean red, right half
+    torch.testing.assert_close(colour[1, 4, 1], torch.tensor(0.2))  # mean green, left half
+    torch.testing.assert_close(colour[4, 4, 1], torch.tensor(0.2), atol=1e-3, rtol=0)  # green spread, left half
+    torch.testing.assert_close(colour[4, 4, 6], torch.tensor(0.0), atol=1e-3, rtol=0)
+
+
+def test_position_calibration_learns_a_place_that_is_high_on_every_normal_image() -> None:
+    normal = torch.randn(8, 1, 64, 64) * 0.1
+    normal[:, :, :, :16] += 2.0  # a left band that is always high (a rim, a border)
+    flat = EvidenceCalibration(1)
+    by_place = EvidenceCalibration(1, position_cells=16)
+    flat.fit(normal)
+    by_place.fit(normal)
+    test = normal[:1]
+    assert float(flat.standardise(test)[..., :12].mean()) > 1.0  # one level: the band reads as a defect
+    assert abs(float(by_place.standardise(test)[..., :12].mean())) < 0.5
+    assert float(by_place.std) < float(flat.std)

@@ -96,3 +96,25 @@ def test_colour_residual_sees_a_colour_change_whose_channel_mean_is_unchanged() 
     shifted[:, 2] -= 0.2  # redder and less blue: the channels' mean stays
     assert signed_residual(shifted, patches, per_channel=False).abs().max() < 1e-6
     assert signed_residual(shifted, patches, per_channel=True).abs().max() == pytest.approx(0.2)
+
+
+def test_line_post_processor_raises_a_low_f1_threshold_to_the_good_parts_tail() -> None:
+    from anomalib.data import ImageBatch
+
+    from ganad_plugin.models.components.post_processing import LinePostProcessor
+
+    generator = torch.Generator().manual_seed(0)
+    good = torch.randn(40, generator=generator)
+    faint = torch.randn(40, generator=generator) + 0.5  # synthetic defects that barely stand out
+    processor = LinePostProcessor(image_false_alarm_rate=0.01, pixel_false_alarm_rate=0.001)
+    maps = torch.rand(80, 1, 16, 16, generator=generator)
+    batch = ImageBatch(image=torch.zeros(80, 3, 16, 16), gt_label=torch.cat([torch.zeros(40), torch.ones(40)]).long(),
+                       pred_score=torch.cat([good, faint]), anomaly_map=maps,
+                       gt_mask=torch.cat([torch.zeros(40, 16, 16), torch.ones(40, 16, 16)]).bool())
+    processor.on_validation_epoch_start(None, None)
+    processor.on_validation_batch_end(None, None, batch)
+    processor.on_validation_epoch_end(None, None)
+    floor = float(good.mean() + 2.326 * good.std())
+    assert float(processor.image_threshold) == pytest.approx(floor, abs=1e-3)  # F1 alone would sit near 0
+    assert float(processor.pixel_threshold) >= float(torch.quantile(maps[:40].flatten(), 0.99))
+    assert (good > processor.image_threshold).float().mean() <= 0.05

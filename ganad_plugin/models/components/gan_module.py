@@ -30,6 +30,7 @@ from .blocks import init_dcgan_weights
 from .export import NormalImageExportMixin
 from .losses import DiscriminatorLoss
 from .patches import check_image_fits, random_patches
+from .post_processing import LinePostProcessor
 from .settings import AdamSettings, PatchSampling
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,10 @@ class PatchGanModule(NormalImageExportMixin):
     def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
         """Resize only: the networks take [0, 1] images and map them to tanh's [-1, 1] themselves."""
         return PreProcessor(transform=Resize(image_size or DEFAULT_IMAGE_SIZE, antialias=True))
+
+    def configure_post_processor(self) -> PostProcessor:
+        """anomalib's PostProcessor with thresholds raised to good-part levels (``LinePostProcessor``)."""
+        return LinePostProcessor()
 
     @staticmethod
     def configure_evaluator() -> Evaluator:

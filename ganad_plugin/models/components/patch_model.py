@@ -63,6 +63,7 @@ class PatchAnomalyModel(nn.Module):
             smoothing_sigma_px=evidence.smoothing_sigma_px,
             background_sigma_px=evidence.background_sigma_px,
             score_top_fraction=evidence.score_top_fraction,
+            position_cells=evidence.position_cells,
         )
 
     @staticmethod

@@ -44,13 +44,21 @@ class GaussianSmoothing(nn.Module):
 
 class EvidenceCalibration(nn.Module):
     """Per-evidence mean and standard deviation on normal images, for ``num_evidence`` evidence maps, and the
-    weights that combine the standardised maps (a weighted mean; equal weights by default)."""
+    weights that combine the standardised maps (a weighted mean; equal weights by default).
 
-    def __init__(self, num_evidence: int, weights: tuple[float, ...] | None = None) -> None:
+    With ``position_cells`` > 0 the normal level is also learnt per place, on a grid of that many cells a side
+    (bilinearly interpolated to the map's size): image borders and an aligned part's rims and holes, which are
+    high on every good image, then stop reading as defects.
+    """
+
+    def __init__(self, num_evidence: int, weights: tuple[float, ...] | None = None, position_cells: int = 0) -> None:
         super().__init__()
         weights = weights or (1.0,) * num_evidence
         if len(weights) != num_evidence or min(weights) < 0 or sum(weights) <= 0:
             msg = f"evidence weights must be {num_evidence} non-negative numbers with a positive sum, got {weights}"
+            raise ValueError(msg)
+        if position_cells < 0:
+            msg = f"position_cells must be >= 0, got {position_cells}"
             raise ValueError(msg)
         total = sum(weights)
         self.register_buffer("weights", torch.tensor([w / total for w in weights]), persistent=False)
@@ -61,18 +69,35 @@ class EvidenceCalibration(nn.Module):
         self.mean: torch.Tensor
         self.std: torch.Tensor
         self.calibrated: torch.Tensor
+        self.position_offset: torch.Tensor | None
+        if position_cells:
+            self.register_buffer("position_offset", torch.zeros(num_evidence, position_cells, position_cells))
+        else:
+            self.position_offset = None
 
     @torch.no_grad()
     def fit(self, evidence: torch.Tensor) -> None:
         """``evidence`` [B, num_evidence, H, W] from normal images."""
-        values = evidence.transpose(0, 1).reshape(evidence.shape[1], -1)
-        self.mean.copy_(values.mean(dim=1))
-        self.std.copy_(values.std(dim=1).clamp_min(1e-6))
+        num_evidence = evidence.shape[1]
+        self.mean.copy_(evidence.transpose(0, 1).reshape(num_evidence, -1).mean(dim=1))
+        if self.position_offset is not None:
+            local = F.adaptive_avg_pool2d(evidence.mean(dim=0, keepdim=True), self.position_offset.shape[-2:])[0]
+            self.position_offset.copy_(local - self.mean[:, None, None])
+        centred = evidence - self.level(evidence)
+        self.std.copy_(centred.transpose(0, 1).reshape(num_evidence, -1).std(dim=1).clamp_min(1e-6))
         self.calibrated.fill_(True)
+
+    def level(self, evidence: torch.Tensor) -> torch.Tensor:
+        """The normal level of each evidence map [1, E, 1, 1] or, per place, [1, E, H, W]."""
+        level = self.mean[None, :, None, None]
+        if self.position_offset is None:
+            return level
+        offset = F.interpolate(self.position_offset[None], size=evidence.shape[-2:], mode="bilinear", align_corners=False)
+        return level + offset
 
     def standardise(self, evidence: torch.Tensor) -> torch.Tensor:
         """[B, E, H, W] -> each evidence map as a z-score against the normal images [B, E, H, W]."""
-        return (evidence - self.mean[None, :, None, None]) / self.std[None, :, None, None]
+        return (evidence - self.level(evidence)) / self.std[None, :, None, None]
 
     def forward(self, evidence: torch.Tensor) -> torch.Tensor:
         """[B, E, H, W] -> weighted mean z-score over the evidence maps [B, 1, H, W]."""
@@ -94,6 +119,7 @@ class AnomalyScorer(nn.Module):
             magnitude is taken (a difference of Gaussians), so that a reconstruction that is slightly too
             bright or dark over a whole region does not read as a defect; 0 turns it off.
         score_top_fraction: the image score is the mean of this share of the map's highest pixels (0: maximum).
+        position_cells: learn each map's normal level per place on a grid of this many cells a side (0: one level).
     """
 
     def __init__(
@@ -105,6 +131,7 @@ class AnomalyScorer(nn.Module):
         smoothing_sigma_px: float = 4.0,
         background_sigma_px: float = 0.0,
         score_top_fraction: float = 0.0,
+        position_cells: int = 0,
     ) -> None:
         super().__init__()
         num_evidence = len(signed)
@@ -115,7 +142,7 @@ class AnomalyScorer(nn.Module):
         self.signed_flags = tuple(signed)
         self.blur = GaussianSmoothing(smoothing_sigma_px) if smoothing_sigma_px > 0 else nn.Identity()
         self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
-        self.calibration = EvidenceCalibration(num_evidence, weights)
+        self.calibration = EvidenceCalibration(num_evidence, weights, position_cells)
         self.score_top_fraction = score_top_fraction
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:

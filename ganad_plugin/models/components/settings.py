@@ -93,6 +93,9 @@ class Evidence:
             (0: off), so that a region-wide brightness offset of the reconstruction does not read as a defect.
         score_top_fraction: the image score is the mean of this share of the map's highest pixels (0: the
             map's maximum).
+        position_cells: learn each map's normal level per place, on a grid of this many cells a side, from the
+            normal images (0: one level for the whole image), so that places high on every good part (image borders,
+            an aligned part's rims) do not read as defects.
     """
 
     residual_weight: float = 0.9
@@ -104,6 +107,7 @@ class Evidence:
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 16.0
     score_top_fraction: float = 0.0025
+    position_cells: int = 0
 
     def __post_init__(self) -> None:
         weights = self.weights()
@@ -115,6 +119,9 @@ class Evidence:
             raise ValueError(msg)
         if self.memory_colour_weight < 0:
             msg = f"evidence.memory_colour_weight must be >= 0, got {self.memory_colour_weight}"
+            raise ValueError(msg)
+        if self.position_cells < 0:
+            msg = f"evidence.position_cells must be >= 0 (0: off), got {self.position_cells}"
             raise ValueError(msg)
         if not 0.0 <= self.score_top_fraction < 1.0:
             msg = f"evidence.score_top_fraction must be in [0, 1) (0: the maximum), got {self.score_top_fraction}"
