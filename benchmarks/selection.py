@@ -7,8 +7,9 @@ alone becomes a validation category (``ganad_plugin.validation_set``: a fifth of
 synthetic thin scratches, colour stains, foreign material, faded patches and moved pieces drawn on them). Each model
 is trained there once with its default config (``ganad train``; reused when its checkpoint exists), and every
 evidence variant below is scored on those same weights: the feature memory refilled and the evidence scales
-refitted from the validation category's training images, as training does, then image and pixel AUROC on its
-held-back images. Prints the table and writes docs/selection.md and docs/selection.csv (with --write).
+refitted from the validation category's training images, as training does (the maps are computed once per setting
+that changes them, and each variant's weights, smoothing and pooling applied to them), then image and pixel AUROC on
+its held-back images. Prints the table and writes docs/selection.md and docs/selection.csv (with --write).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sample_sets import REPO, category_root, load_test_set, load_train_images, t
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
+from ganad_plugin.models.components.scoring import AnomalyScorer
 from ganad_plugin.models.components.settings import Evidence
 from ganad_plugin.validation_set import build_validation_category
 
@@ -33,10 +35,11 @@ from ganad_plugin.validation_set import build_validation_category
 VARIANTS: dict[str, dict] = {
     "default": {},
     "colour residual": {"colour_residual": True},
-    "memory colour 1": {"memory_colour_weight": 1.0},
     "memory colour 3": {"memory_colour_weight": 3.0},
+    "memory colour 6": {"memory_colour_weight": 6.0},
     "position cells 16": {"position_cells": 16},
     "position cells 32": {"position_cells": 32},
+    "position cells 64": {"position_cells": 64},
     "background 48 px": {"background_sigma_px": 48.0},
     "background off": {"background_sigma_px": 0.0},
     "memory weight 1": {"memory_weight": 1.0},
@@ -46,16 +49,26 @@ VARIANTS: dict[str, dict] = {
     "GAN only (memory 0)": {"memory_weight": 0.0},
     "memory only": {"residual_weight": 0.0, "distance_weight": 0.0},
 }
-COMBINED = {"colour_residual": True, "memory_colour_weight": 1.0, "position_cells": 16}
+COMBINED = {"colour_residual": True, "memory_colour_weight": 3.0, "position_cells": 32, "background_sigma_px": 48.0}
 VARIANTS["combined"] = COMBINED
+VARIANTS["combined, memory weight 1"] = {**COMBINED, "memory_weight": 1.0}
+VARIANTS["combined, memory weight 16"] = {**COMBINED, "memory_weight": 16.0}
+VARIANTS["combined, position cells 64"] = {**COMBINED, "position_cells": 64}
+VARIANTS["combined, position cells 64, memory weight 1"] = {**COMBINED, "position_cells": 64, "memory_weight": 1.0}
 VARIANTS["combined, GAN only"] = {**COMBINED, "memory_weight": 0.0}
 VARIANTS["combined, memory only"] = {**COMBINED, "residual_weight": 0.0, "distance_weight": 0.0}
 
 
-def score_variant(model_name: str, state: dict, evidence: Evidence, train: torch.Tensor, test: torch.Tensor,
-                  labels: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
-    """Image and pixel AUROC of the trained weights in ``state`` scored with ``evidence``."""
-    net = getattr(ganad_plugin.models, model_name)(evidence=evidence).model
+RAW_KEYS = ("colour_residual", "memory_colour_weight")  # settings that change the evidence maps themselves
+
+
+def raw_evidence(model_name: str, state: dict, evidence: Evidence, train: torch.Tensor,
+                 test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All three evidence maps (residual channels, distance, memory) of the trained weights in ``state``, with the
+    memory refilled from ``train`` as training does: (maps of the held-out training images that calibrate, maps of
+    the test images)."""
+    every_map = dataclasses.replace(evidence, residual_weight=1.0, distance_weight=1.0, memory_weight=1.0)
+    net = getattr(ganad_plugin.models, model_name)(evidence=every_map).model
     weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
     weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer."))}
     missing, unexpected = net.load_state_dict(weights, strict=False)
@@ -66,9 +79,31 @@ def score_variant(model_name: str, state: dict, evidence: Evidence, train: torch
     net.eval()
     with torch.inference_mode():
         net.fit_normal(train.split(16), 256)
-        outputs = [net(test[start : start + 8]) for start in range(0, len(test), 8)]
-    scores = torch.cat([output.pred_score for output in outputs]).numpy()
-    maps = torch.cat([output.anomaly_map for output in outputs])[:, 0].numpy()
+        held_out = train[:256][3::4]  # the images fit_normal calibrates on (every fourth)
+        maps = [torch.cat([net.evidence(images[i : i + 8]) for i in range(0, len(images), 8)]) for images in (held_out, test)]
+    return maps[0], maps[1]
+
+
+def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, channels: int, labels: np.ndarray,
+                  masks: np.ndarray) -> tuple[float, float]:
+    """Image and pixel AUROC of ``evidence``'s maps, weights, smoothing and pooling on the raw maps of
+    ``raw_evidence`` (residual with ``channels`` channels, distance, memory)."""
+    groups = {"residual": slice(0, channels), "distance": slice(channels, channels + 1),
+              "memory": slice(channels + 1, channels + 2)}
+    active = evidence.active()
+    scorer = AnomalyScorer(
+        signed=tuple(name == "residual" for name in active),
+        channels=tuple(channels if name == "residual" else 1 for name in active),
+        weights=tuple(active.values()), smoothing_sigma_px=evidence.smoothing_sigma_px,
+        background_sigma_px=evidence.background_sigma_px, score_top_fraction=evidence.score_top_fraction,
+        position_cells=evidence.position_cells,
+    )
+    calibrate, test = (torch.cat([maps[:, groups[name]] for name in active], dim=1) for maps in raw)
+    with torch.inference_mode():
+        scorer.calibration.fit(scorer.smooth(calibrate))
+        outputs = [scorer(test[i : i + 8]) for i in range(0, len(test), 8)]
+    scores = torch.cat([score for score, _ in outputs]).numpy()
+    maps = torch.cat([anomaly_map for _, anomaly_map in outputs])[:, 0].numpy()
     return auroc(scores, labels), auroc(maps, masks)
 
 
@@ -81,6 +116,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write docs/selection.md and docs/selection.csv")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    done_path = REPO / "results" / "selection" / f"seed{args.seed}" / "scores.csv"
+    done = {(r["model"], r["category"], r["variant"]): r for r in read_rows(done_path)}
     rows = []
     for category in args.categories:
         validation = build_validation_category(category_root(category), REPO / "results" / "validation" / category,
@@ -91,18 +128,50 @@ def main() -> None:
             out = REPO / "results" / "selection" / f"seed{args.seed}" / model_name.lower() / category
             ckpt, seconds, _ = train_with_cli(model_name, category, validation.parent, out, seed=args.seed, reuse=True)
             state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+            trained = Evidence(**state_evidence(ckpt))
+            raws: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             for variant in args.variants:
+                if (model_name, category, variant) in done:  # scored before on the same checkpoint
+                    rows.append(done[(model_name, category, variant)])
+                    continue
                 start = time.perf_counter()
-                evidence = dataclasses.replace(Evidence(**state_evidence(ckpt)), **VARIANTS[variant])
-                image, pixel = score_variant(model_name, state, evidence, train, test, labels, masks)
+                evidence = dataclasses.replace(trained, **VARIANTS[variant])
+                key = tuple(getattr(evidence, name) for name in RAW_KEYS)
+                if key not in raws:
+                    raws[key] = raw_evidence(model_name, state, evidence, train, test)
+                channels = test.shape[1] if evidence.colour_residual else 1
+                image, pixel = score_variant(raws[key], evidence, channels, labels, masks)
                 rows.append({"model": model_name, "category": category, "variant": variant, "seed": args.seed,
                              "image_auroc": round(image, 4), "pixel_auroc": round(pixel, 4)})
+                append_row(done_path, rows[-1])
                 print(f"{model_name:9s} {category:7s} {variant:52s} image {image:.3f} pixel {pixel:.3f}"
                       f"  ({time.perf_counter() - start:.0f} s)", flush=True)
     table = summary(rows, args.categories)
     print("\n" + table)
     if args.write:
         write(rows, table, args)
+
+
+FIELDS = ("model", "category", "variant", "seed", "image_auroc", "pixel_auroc")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Scores already computed (results/selection/seed<N>/scores.csv), so that an interrupted run resumes."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return [{**row, "seed": int(row["seed"]), "image_auroc": float(row["image_auroc"]),
+                 "pixel_auroc": float(row["pixel_auroc"])} for row in csv.DictReader(handle)]
+
+
+def append_row(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 def state_evidence(ckpt: Path) -> dict:

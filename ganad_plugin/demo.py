@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     inferencer = EdgeInferencer(model_xml)
     files = list_images(category_root / "test")
-    scores, labels, pixel_scores, pixel_labels = [], [], [], []
+    scores, labels, flagged, pixel_scores, pixel_labels = [], [], [], [], []
     overlays = run_dir / "overlays"
     with open(run_dir / "results.jsonl", "w", encoding="utf-8") as results:
         for path in files:
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             results.write(json.dumps(result.to_json()) + "\n")
             scores.append(result.score)
             labels.append(path.parent.name != "good")
+            flagged.append(bool(result.label))
             pixel_scores.append(result.anomaly_map.ravel())
             pixel_labels.append(ground_truth_mask(path, category_root, result.anomaly_map.shape).ravel())
             save_overlay(overlays / path.parent.name / f"{path.stem}.png", image, result)
@@ -103,6 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     pixel_auroc = auroc(np.concatenate(pixel_scores), np.concatenate(pixel_labels))
     print(f"\n{args.model} on {args.category}, measured on the exported OpenVINO model:")
     print(f"  image AUROC {image_auroc:.3f}   pixel AUROC {pixel_auroc:.3f}")
+    is_defective, is_flagged = np.array(labels), np.array(flagged)
+    print(f"  at the threshold in the IR (from training images only): {is_flagged[~is_defective].sum()} of "
+          f"{(~is_defective).sum()} good parts flagged NG, {is_flagged[is_defective].sum()} of "
+          f"{is_defective.sum()} defective parts caught")
     for stage, seconds in timings.items():
         print(f"  {stage:<32} {seconds:7.1f} s")
     print(f"  checkpoint   {checkpoint}\n  OpenVINO IR  {model_xml}\n  overlays     {overlays}/\n  results      {run_dir / 'results.jsonl'}")

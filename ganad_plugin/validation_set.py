@@ -23,6 +23,7 @@ import numpy as np
 from .sample_data import _colour_stain, _faint_patch, _foreign_material, _thin_scratch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+BUILT_STAMP = ".built"  # written last: a complete folder, and what it was built from
 
 
 def _moved_piece(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +54,8 @@ VALIDATION_DEFECTS: dict[str, Callable] = {
 def build_validation_category(source: Path, out: Path, held_back_share: float = 0.2, seed: int = 0) -> Path:
     """Write the validation category of ``source`` (an MVTec-layout category folder) to ``out``; returns ``out``.
 
-    Only ``source/train/good`` is read. Rebuilding with the same arguments gives the same files.
+    Only ``source/train/good`` is read. Rebuilding with the same arguments gives the same files; a complete folder
+    built from the same source and settings is kept as it is.
     """
     train = sorted(p for p in (Path(source) / "train" / "good").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if len(train) < 10:
@@ -66,6 +68,9 @@ def build_validation_category(source: Path, out: Path, held_back_share: float = 
     order = rng.permutation(len(train))
     held_back = max(4, round(len(train) * held_back_share))
     out = Path(out)
+    stamp = f"{Path(source).resolve()} {held_back_share} {seed} {len(train)}\n"
+    if (out / BUILT_STAMP).is_file() and (out / BUILT_STAMP).read_text() == stamp:
+        return out  # built before from the same images and settings (and perhaps being trained on: left alone)
     if out.exists():
         shutil.rmtree(out)
     for index in sorted(order[held_back:]):
@@ -81,6 +86,7 @@ def build_validation_category(source: Path, out: Path, held_back_share: float = 
                 pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
             _write(out / "test" / kind / f"{train[index].stem}.png", pixels)
             _write(out / "ground_truth" / kind / f"{train[index].stem}_mask.png", mask.astype(np.uint8) * 255)
+    (out / BUILT_STAMP).write_text(stamp)
     return out
 
 
