@@ -1,6 +1,6 @@
 """Deterministic generator of the MVTec-AD-style ``sample_data/`` set.
 
-Two categories, both made from a fixed seed with numpy and OpenCV only (no torch):
+Two committed categories, both made from a fixed seed with numpy and OpenCV only (no torch):
 
 - ``weave`` (texture): a plain-weave fabric whose thread period, angle, phase, colour, lighting
   and irregularity vary per image. Defects: ``stain`` (soft blot, faint to strong), ``cut`` (a broken
@@ -9,10 +9,22 @@ Two categories, both made from a fixed seed with numpy and OpenCV only (no torch
   shifted, rotated and lit differently per image. Defects: ``scratch`` (thin line, some barely
   visible), ``chipped_edge`` (material missing from the rim), ``contamination`` (oil spots, particles).
 
-Every defect comes with a binary mask in ``ground_truth/<defect>/<name>_mask.png``. Images are 8-bit grey
-PNGs quantised to 64 levels with sensor noise (as a 6-bit industrial camera gives): that keeps the committed set
+Three more are generated on demand by the benchmarks (``GENERATED_CATEGORIES``; not committed, to keep the set
+small), to choose defaults on more than two surfaces:
+
+- ``stone`` (random natural texture, colour): a mottled granite-like surface with dark and light grains.
+  Defects: ``colour_stain`` (large, faint: blue, brown, dark or yellow), ``thin_scratch`` (1-2 px, faint or clear),
+  ``foreign_material`` (a chip or fibre of another colour).
+- ``mesh`` (regular pattern, grey): a perforated sheet, pitch and angle jittered. Defects: ``clogged_holes``,
+  ``thin_scratch``, ``faint_patch`` (a region that loses contrast or shifts in brightness).
+- ``label`` (printed surface, colour, shifted a few pixels): a colour band, a logo ring and lines of print.
+  Defects: ``colour_stain``, ``faint_patch``, ``foreign_material``.
+
+Every defect comes with a binary mask in ``ground_truth/<defect>/<name>_mask.png``. Images are 8-bit PNGs (grey,
+but colour for stone and label) quantised to 64 levels with sensor noise (as a 6-bit industrial camera gives): that keeps the committed set
 under 10 MB; anomalib reads them as RGB, as it does MVTec's grey categories.
-Run ``python -m ganad_plugin.sample_data --out sample_data`` to rebuild the committed copy byte for byte.
+Run ``python -m ganad_plugin.sample_data --out sample_data`` to rebuild the committed copy byte for byte
+(``--categories stone mesh label --out results/generated`` for the others; the benchmarks do this themselves).
 """
 
 from __future__ import annotations

@@ -48,3 +48,21 @@ def test_normal_images_vary() -> None:
         images = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(np.float32) for p in sorted((SAMPLE / category / "train/good").glob("*.png"))[:10]]
         differences = [np.abs(a - b).mean() for a, b in zip(images, images[1:], strict=False)]
         assert min(differences) > 3.0, f"{category}: two normal images are nearly identical"
+
+
+def test_generated_categories_are_deterministic_with_masks_and_colour_where_promised(tmp_path: Path) -> None:
+    from ganad_plugin.sample_data import GENERATED_CATEGORIES
+
+    sizes = SplitSizes(train_good=2, test_good=1, test_per_defect=2)
+    for category, (_, defects) in GENERATED_CATEGORIES.items():
+        first = generate_category(tmp_path / "a", category, sizes)
+        second = generate_category(tmp_path / "b", category, sizes)
+        for image in first.rglob("*.png"):
+            assert image.read_bytes() == (second / image.relative_to(first)).read_bytes(), image
+        assert len(defects) >= 3
+        for defect in defects:
+            for image in (first / "test" / defect).glob("*.png"):
+                mask = cv2.imread(str(first / "ground_truth" / defect / f"{image.stem}_mask.png"), cv2.IMREAD_GRAYSCALE)
+                assert 0 < (mask > 0).sum() < mask.size / 4, (category, defect, image.name)
+        good = cv2.imread(str(next((first / "train" / "good").glob("*.png"))), cv2.IMREAD_UNCHANGED)
+        assert good.ndim == (2 if category == "mesh" else 3), f"{category}: grey or colour as documented"
