@@ -102,3 +102,24 @@ def test_the_three_models_name_the_shared_settings_alike() -> None:
         assert model.model.evidence_names == ("residual", "distance", "memory")
         weights = model.model.scorer.calibration.weights
         torch.testing.assert_close(weights, torch.tensor([0.9, 0.3, 4.0]) / 5.2)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 160)])
+def test_colour_residual_colour_memory_and_per_place_levels_export_and_match_torch(tmp_path, size) -> None:
+    torch.manual_seed(0)
+    evidence = Evidence(colour_residual=True, memory_colour_weight=3.0, position_cells=8, memory_size=64)
+    net = GanomalyModel(network=SMALL, evidence=evidence).eval()
+    normal = torch.rand(8, 3, *size)
+    net.fit_normal([normal])
+    assert float(net.scorer.calibration.position_offset.abs().sum()) > 0
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(net, (torch.rand(1, 3, *size),), path, dynamo=True, output_names=["pred_score", "anomaly_map"])
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    image = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        expected = net(image)
+    actual = compiled(image.numpy())
+    # within 1e-3 of the map's range: what remains after the post-processor's min-max normalisation (the contract)
+    span = float(expected.anomaly_map.max() - expected.anomaly_map.min())
+    torch.testing.assert_close(torch.from_numpy(actual[0]), expected.pred_score, atol=1e-3 * span, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(actual[1]), expected.anomaly_map, atol=1e-3 * span, rtol=0)

@@ -92,7 +92,8 @@ class EvidenceCalibration(nn.Module):
         level = self.mean[None, :, None, None]
         if self.position_offset is None:
             return level
-        offset = F.interpolate(self.position_offset[None], size=evidence.shape[-2:], mode="bilinear", align_corners=False)
+        # corner-aligned: OpenVINO and torch then agree at the borders (half-pixel modes extrapolate differently)
+        offset = F.interpolate(self.position_offset[None], size=evidence.shape[-2:], mode="bilinear", align_corners=True)
         return level + offset
 
     def standardise(self, evidence: torch.Tensor) -> torch.Tensor:
