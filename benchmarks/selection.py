@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ VARIANTS: dict[str, dict] = {
     "position cells 16": {"position_cells": 16},
     "position cells 32": {"position_cells": 32},
     "position cells 64": {"position_cells": 64},
+    "position cells 32, border 16 px": {"position_cells": 32, "position_border_px": 16.0},
     "background 48 px": {"background_sigma_px": 48.0},
     "background off": {"background_sigma_px": 0.0},
     "memory weight 1": {"memory_weight": 1.0},
@@ -55,6 +57,11 @@ VARIANTS["combined, memory weight 1"] = {**COMBINED, "memory_weight": 1.0}
 VARIANTS["combined, memory weight 16"] = {**COMBINED, "memory_weight": 16.0}
 VARIANTS["combined, position cells 64"] = {**COMBINED, "position_cells": 64}
 VARIANTS["combined, position cells 64, memory weight 1"] = {**COMBINED, "position_cells": 64, "memory_weight": 1.0}
+BORDER = {**COMBINED, "position_border_px": 16.0}
+VARIANTS["combined, border 16 px"] = BORDER
+VARIANTS["combined, border 16 px, memory colour 0"] = {**BORDER, "memory_colour_weight": 0.0}
+VARIANTS["combined, border 16 px, GAN only"] = {**BORDER, "memory_weight": 0.0}
+VARIANTS["combined, border 16 px, memory only"] = {**BORDER, "residual_weight": 0.0, "distance_weight": 0.0}
 VARIANTS["combined, GAN only"] = {**COMBINED, "memory_weight": 0.0}
 VARIANTS["combined, memory only"] = {**COMBINED, "residual_weight": 0.0, "distance_weight": 0.0}
 
@@ -96,7 +103,7 @@ def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, ch
         channels=tuple(channels if name == "residual" else 1 for name in active),
         weights=tuple(active.values()), smoothing_sigma_px=evidence.smoothing_sigma_px,
         background_sigma_px=evidence.background_sigma_px, score_top_fraction=evidence.score_top_fraction,
-        position_cells=evidence.position_cells,
+        position_cells=evidence.position_cells, position_border_px=evidence.position_border_px,
     )
     calibrate, test = (torch.cat([maps[:, groups[name]] for name in active], dim=1) for maps in raw)
     with torch.inference_mode():
@@ -196,21 +203,26 @@ def summary(rows: list[dict], categories: list[str]) -> str:
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- selection.py: begin -->", "<!-- selection.py: end -->"
+
+
 def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
+    """docs/selection.csv (every score), and the table between the generated markers of docs/selection.md."""
     docs = REPO / "docs"
     with (docs / "selection.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     command = " ".join(["python benchmarks/selection.py", *sys.argv[1:]])
-    (docs / "selection.md").write_text(
-        "# Choosing the defaults on validation built from training images\n\n"
-        f"Made by `{command}` (2 CPU cores). Each cell: image AUROC / pixel AUROC on the validation category built\n"
-        "from that category's `train/good` alone (`ganad_plugin.validation_set`: held-back good images and synthetic\n"
-        "defects); no test image is read. Every variant scores the same trained weights (memory refilled, scales\n"
-        f"refitted). Seed {args.seed}; per-row figures in `docs/selection.csv`.\n\n{table}\n"
-    )
-    print(f"wrote {docs / 'selection.md'} and {docs / 'selection.csv'}")
+    block = (f"{BEGIN}\nMade by `{command}` (2 CPU cores, seed {args.seed}). Each cell: image AUROC / pixel AUROC on "
+             "the validation category built from that category's `train/good` alone; every variant scores the same "
+             f"trained weights (memory refilled, scales refitted). Every score: `docs/selection.csv`.\n\n{table}\n{END}")
+    page = docs / "selection.md"
+    text = page.read_text() if page.exists() else "# Choosing the defaults on validation built from training images\n\n"
+    text = re.sub(f"{re.escape(BEGIN)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S) if BEGIN in text \
+        else text.rstrip() + "\n\n" + block + "\n"
+    page.write_text(text)
+    print(f"wrote {page} and {docs / 'selection.csv'}")
 
 
 if __name__ == "__main__":

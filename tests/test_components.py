@@ -234,3 +234,17 @@ def test_position_calibration_learns_a_place_that_is_high_on_every_normal_image(
     assert float(flat.standardise(test)[..., :12].mean()) > 1.0  # one level: the band reads as a defect
     assert abs(float(by_place.standardise(test)[..., :12].mean())) < 0.5
     assert float(by_place.std) < float(flat.std)
+
+
+def test_border_only_levels_leave_the_inside_of_the_image_at_one_level() -> None:
+    normal = torch.randn(8, 1, 64, 64) * 0.1
+    normal += 2.0 * torch.exp(-torch.arange(64.0) / 6.0)  # padding bias fading in from the left edge (smoothed maps)
+    normal[:, :, 28:36, 28:36] += 2.0  # a place inside that is high on these images (a part that may move)
+    border = EvidenceCalibration(1, position_cells=16, position_border_px=8.0)
+    border.fit(normal)
+    flat = EvidenceCalibration(1)
+    flat.fit(normal)
+    edge = (..., slice(8, 56), slice(0, 3))
+    assert abs(float(border.standardise(normal[:1])[edge].mean())) < 0.5 * float(flat.standardise(normal[:1])[edge].mean())
+    assert float(border.position_offset[0, 7, 7]) == 0.0  # the inside keeps the global level
+    assert float(border.position_offset[0, 7, 0]) > 1.0  # the edge has its own

@@ -64,6 +64,7 @@ class PatchAnomalyModel(nn.Module):
             background_sigma_px=evidence.background_sigma_px,
             score_top_fraction=evidence.score_top_fraction,
             position_cells=evidence.position_cells,
+            position_border_px=evidence.position_border_px,
         )
 
     @staticmethod

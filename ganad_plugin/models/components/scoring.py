@@ -48,18 +48,22 @@ class EvidenceCalibration(nn.Module):
 
     With ``position_cells`` > 0 the normal level is also learnt per place, on a grid of that many cells a side
     (bilinearly interpolated to the map's size): image borders and an aligned part's rims and holes, which are
-    high on every good image, then stop reading as defects.
+    high on every good image, then stop reading as defects. With ``position_border_px`` only the places near the
+    image's edge get their own level: the padding of the networks and of the patch grid biases every map there,
+    whatever the product, while inside the image a part that moves would only blur its levels.
     """
 
-    def __init__(self, num_evidence: int, weights: tuple[float, ...] | None = None, position_cells: int = 0) -> None:
+    def __init__(self, num_evidence: int, weights: tuple[float, ...] | None = None, position_cells: int = 0,
+                 position_border_px: float = 0.0) -> None:
         super().__init__()
         weights = weights or (1.0,) * num_evidence
         if len(weights) != num_evidence or min(weights) < 0 or sum(weights) <= 0:
             msg = f"evidence weights must be {num_evidence} non-negative numbers with a positive sum, got {weights}"
             raise ValueError(msg)
-        if position_cells < 0:
-            msg = f"position_cells must be >= 0, got {position_cells}"
+        if position_cells < 0 or position_border_px < 0:
+            msg = f"position_cells and position_border_px must be >= 0, got {position_cells}, {position_border_px}"
             raise ValueError(msg)
+        self.position_border_px = position_border_px
         total = sum(weights)
         self.register_buffer("weights", torch.tensor([w / total for w in weights]), persistent=False)
         self.weights: torch.Tensor
@@ -82,10 +86,22 @@ class EvidenceCalibration(nn.Module):
         self.mean.copy_(evidence.transpose(0, 1).reshape(num_evidence, -1).mean(dim=1))
         if self.position_offset is not None:
             local = F.adaptive_avg_pool2d(evidence.mean(dim=0, keepdim=True), self.position_offset.shape[-2:])[0]
-            self.position_offset.copy_(local - self.mean[:, None, None])
+            self.position_offset.copy_((local - self.mean[:, None, None]) * self.border_cells(evidence.shape[-2:]))
         centred = evidence - self.level(evidence)
         self.std.copy_(centred.transpose(0, 1).reshape(num_evidence, -1).std(dim=1).clamp_min(1e-6))
         self.calibrated.fill_(True)
+
+    def border_cells(self, size: torch.Size) -> torch.Tensor:
+        """1 for the grid cells that get their own level, 0 for those that keep the global one [cells, cells]: all
+        cells, or with ``position_border_px`` only those that start within that distance of the image's edge."""
+        cells = self.position_offset.shape[-1]
+        if self.position_border_px <= 0:
+            return torch.ones(cells, cells)
+        index = torch.arange(cells)
+        from_edge = torch.minimum(index, cells - 1 - index)
+        rows = from_edge * (size[0] / cells) < self.position_border_px
+        cols = from_edge * (size[1] / cells) < self.position_border_px
+        return (rows[:, None] | cols[None, :]).float()
 
     def level(self, evidence: torch.Tensor) -> torch.Tensor:
         """The normal level of each evidence map [1, E, 1, 1] or, per place, [1, E, H, W]."""
@@ -121,6 +137,8 @@ class AnomalyScorer(nn.Module):
             bright or dark over a whole region does not read as a defect; 0 turns it off.
         score_top_fraction: the image score is the mean of this share of the map's highest pixels (0: maximum).
         position_cells: learn each map's normal level per place on a grid of this many cells a side (0: one level).
+        position_border_px: with ``position_cells``, only places within this distance of the image's edge get their
+            own level (0: every place).
     """
 
     def __init__(
@@ -133,6 +151,7 @@ class AnomalyScorer(nn.Module):
         background_sigma_px: float = 0.0,
         score_top_fraction: float = 0.0,
         position_cells: int = 0,
+        position_border_px: float = 0.0,
     ) -> None:
         super().__init__()
         num_evidence = len(signed)
@@ -143,7 +162,7 @@ class AnomalyScorer(nn.Module):
         self.signed_flags = tuple(signed)
         self.blur = GaussianSmoothing(smoothing_sigma_px) if smoothing_sigma_px > 0 else nn.Identity()
         self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
-        self.calibration = EvidenceCalibration(num_evidence, weights, position_cells)
+        self.calibration = EvidenceCalibration(num_evidence, weights, position_cells, position_border_px)
         self.score_top_fraction = score_top_fraction
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:

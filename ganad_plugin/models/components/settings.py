@@ -96,6 +96,8 @@ class Evidence:
         position_cells: learn each map's normal level per place, on a grid of this many cells a side, from the
             normal images (0: one level for the whole image), so that places high on every good part (image borders,
             an aligned part's rims) do not read as defects.
+        position_border_px: with ``position_cells``, only the places within this many pixels of the image's edge
+            get their own level (the networks' padding biases every map there); 0: every place.
     """
 
     residual_weight: float = 0.9
@@ -108,6 +110,7 @@ class Evidence:
     background_sigma_px: float = 16.0
     score_top_fraction: float = 0.0025
     position_cells: int = 0
+    position_border_px: float = 0.0
 
     def __post_init__(self) -> None:
         weights = self.weights()
@@ -120,8 +123,9 @@ class Evidence:
         if self.memory_colour_weight < 0:
             msg = f"evidence.memory_colour_weight must be >= 0, got {self.memory_colour_weight}"
             raise ValueError(msg)
-        if self.position_cells < 0:
-            msg = f"evidence.position_cells must be >= 0 (0: off), got {self.position_cells}"
+        if self.position_cells < 0 or self.position_border_px < 0:
+            msg = (f"evidence.position_cells and evidence.position_border_px must be >= 0 (0: off), got "
+                   f"{self.position_cells}, {self.position_border_px}")
             raise ValueError(msg)
         if not 0.0 <= self.score_top_fraction < 1.0:
             msg = f"evidence.score_top_fraction must be in [0, 1) (0: the maximum), got {self.score_top_fraction}"
