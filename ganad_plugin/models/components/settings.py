@@ -105,12 +105,12 @@ class Evidence:
     memory_weight: float = 4.0
     memory_size: int = 16384
     memory_colour_weight: float = 0.0
-    colour_residual: bool = False
+    colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
-    background_sigma_px: float = 16.0
+    background_sigma_px: float = 48.0
     score_top_fraction: float = 0.0025
-    position_cells: int = 0
-    position_border_px: float = 0.0
+    position_cells: int = 32
+    position_border_px: float = 16.0
 
     def __post_init__(self) -> None:
         weights = self.weights()
