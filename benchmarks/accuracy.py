@@ -10,8 +10,8 @@ threshold baked into the checkpoint (it came from training images: the configs' 
 share of defective parts caught there and at a 1 % false-alarm rate, and test images per second (torch, 2 cores).
 anomalib's own Ganomaly (256 x 256, its defaults) trains in the same run for the same seconds as our GANomaly
 took (Lightning's max_time) and is scored the same way (image only: it has no map).
-With --write: docs/accuracy.csv (every run), docs/accuracy.png (bar chart) and the tables in docs/accuracy.md
-between its generated markers. --set changes one config value for an ablation (`model.evidence.memory_weight=0`).
+With --write: this run's rows merged into docs/accuracy.csv (every run), then docs/accuracy.png (bar chart) and
+the table in docs/accuracy.md between its generated markers redrawn from all of them. --set changes one config value for an ablation (`model.evidence.memory_weight=0`).
 """
 
 from __future__ import annotations
@@ -119,10 +119,22 @@ def summarise(rows: list[dict], models: list[str], categories: list[str]) -> str
     return "\n".join(lines)
 
 
-def write(rows: list[dict], table: str, models: list[str], categories: list[str]) -> None:
+def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
+    """Merge this run's rows into docs/accuracy.csv (replacing runs of the same model, category and seed), then
+    redraw the chart and the generated tables of docs/accuracy.md from every row."""
     docs = REPO / "docs"
+    fields = ["model", "category", "seed", *COLUMNS, "image_auroc_inprocess"]
+    if (docs / "accuracy.csv").is_file():
+        with (docs / "accuracy.csv").open(newline="") as handle:
+            earlier = [{k: (v if k in {"model", "category"} else float(v) if k != "seed" else int(v)) for k, v in r.items()}
+                       for r in csv.DictReader(handle)]
+        fresh = {(r["model"], r["category"], r["seed"]) for r in rows}
+        rows = [r for r in earlier if (r["model"], r["category"], r["seed"]) not in fresh] + rows
+    models = list(dict.fromkeys([*models, *(r["model"] for r in rows if r["model"] != BASELINE)]))
+    categories = list(dict.fromkeys([*(r["category"] for r in rows), *categories]))
+    table = summarise(rows, models, categories)
     with (docs / "accuracy.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["model", "category", "seed", *COLUMNS, "image_auroc_inprocess"])
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, [*models, BASELINE], categories, docs / "accuracy.png")
@@ -194,7 +206,7 @@ def main() -> None:
     table = summarise(rows, args.models, args.categories)
     print("\n" + table)
     if args.write:
-        write(rows, table, args.models, args.categories)
+        write(rows, args.models, args.categories)
 
 
 if __name__ == "__main__":
