@@ -27,12 +27,16 @@ from .conftest import GANAD, REPO, run_cli
 CASES = {
     # GAN training on a CPU is not bit-reproducible and AUROC moves between runs of the same seeded config, so the
     # floors sit below the measured spread (docs/accuracy.md) and catch a broken part rather than a bad draw
-    "GANomaly": (None, {"image_AUROC": 0.90, "pixel_AUROC": 0.95}),
-    "EGBAD": (10, {"image_AUROC": 0.80, "pixel_AUROC": 0.92}),
-    "AnoGAN": (10, {"image_AUROC": 0.80, "pixel_AUROC": 0.92}),
+    # GANomaly's config measured 0.918 / 0.975 (docs/accuracy.md); EGBAD and AnoGAN at 10 epochs measured
+    # 0.858 / 0.973 and 0.856 / 0.963 with the evidence before the detection-quality issue
+    "GANomaly": (None, {"image_AUROC": 0.85, "pixel_AUROC": 0.95}),
+    "EGBAD": (10, {"image_AUROC": 0.72, "pixel_AUROC": 0.92}),
+    "AnoGAN": (10, {"image_AUROC": 0.72, "pixel_AUROC": 0.92}),
 }
-# GANomaly's evidence parts alone, on the same trained weights (image AUROC, pixel AUROC)
-PART_FLOORS = {"GAN only": (0.75, 0.90), "memory only": (0.75, 0.90)}
+# GANomaly's evidence parts alone, on the same trained weights (image AUROC, pixel AUROC); measured on the config's
+# weights (memory and scales refitted from all of train/good): combined 0.908 / 0.975, GAN only 0.837 / 0.900,
+# memory only 0.873 / 0.960
+PART_FLOORS = {"GAN only": (0.75, 0.85), "memory only": (0.78, 0.92)}
 _trained: dict[str, Path] = {}
 
 
@@ -83,8 +87,12 @@ def test_gan_and_memory_each_earn_their_place_in_ganomalys_score() -> None:
     print(f"GANomaly on weave, image / pixel AUROC by evidence: {results}")
     for name, (image_floor, pixel_floor) in PART_FLOORS.items():
         assert results[name][0] >= image_floor and results[name][1] >= pixel_floor, (name, results[name])
-    best_part = max(results["GAN only"][0], results["memory only"][0])
-    assert results["combined"][0] > best_part, f"the combined score is no better than one part alone: {results}"
+    # the parts are scored on the same weights, so a good or bad draw moves them together: the combined score must
+    # rank images better than either part and map pixels at least about as well as the better one
+    best_image = max(results["GAN only"][0], results["memory only"][0])
+    best_pixel = max(results["GAN only"][1], results["memory only"][1])
+    assert results["combined"][0] > best_image, f"the combined score is no better than one part alone: {results}"
+    assert results["combined"][1] >= best_pixel - 0.01, f"the combined map is worse than one part alone: {results}"
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -99,6 +107,9 @@ def weave_test_split(root: Path) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         for path in list_images(root / "test" / kind):
             images.append(to_tensor(read_rgb(path)))
             labels.append(kind != "good")
+            if kind == "good":
+                masks.append(np.zeros(images[-1].shape[1:], bool))
+                continue
             mask = cv2.imread(str(root / "ground_truth" / kind / f"{path.stem}_mask.png"), cv2.IMREAD_GRAYSCALE)
-            masks.append(np.zeros(images[-1].shape[1:], bool) if mask is None else mask > 127)
+            masks.append(mask > 127)
     return torch.stack(images), np.array(labels), np.stack(masks)
