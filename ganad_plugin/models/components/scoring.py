@@ -33,11 +33,11 @@ class GaussianSmoothing(nn.Module):
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = maps.shape
-        if min(height, width) <= self.radius:
-            msg = f"map of {height}x{width} px is too small for smoothing radius {self.radius} px"
-            raise ValueError(msg)
         single = maps.reshape(batch * channels, 1, height, width)
-        padded = F.pad(single, (self.radius, self.radius, self.radius, self.radius), mode="reflect")
+        # mirrored edges where the map is larger than the kernel's reach; a wide kernel (a background scale) on a
+        # small image repeats the edge instead, since a reflection cannot reach past the far side
+        mode = "reflect" if min(height, width) > self.radius else "replicate"
+        padded = F.pad(single, (self.radius, self.radius, self.radius, self.radius), mode=mode)
         smoothed = F.conv2d(F.conv2d(padded, self.kernel), self.kernel.transpose(2, 3))
         return smoothed.reshape(batch, channels, height, width)
 
