@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from sample_sets import REPO, category_root, load_test_set, train_with_cli
+from sample_sets import REPO, category_root, load_test_set, train_with_cli, write_generated_block
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
@@ -33,7 +32,6 @@ from ganad_plugin.edge.metrics import auroc
 BASELINE = "anomalib Ganomaly"
 COLUMNS = ("image_auroc", "image_f1", "pixel_auroc", "pixel_aupro", "false_alarm_rate", "caught_at_threshold",
            "caught_at_1pct_false_alarms", "train_s", "test_images_per_s")
-BEGIN, END = "<!-- accuracy.py: begin -->", "<!-- accuracy.py: end -->"
 
 
 def line_figures(model: torch.nn.Module, root: Path) -> dict[str, float]:
@@ -139,13 +137,10 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
         writer.writerows(rows)
     plot(rows, [*models, BASELINE], categories, docs / "accuracy.png")
     command = " ".join(["python benchmarks/accuracy.py", *sys.argv[1:]])
-    block = (f"{BEGIN}\nMade by `{command}` on {time.strftime('%Y-%m-%d')} (2 CPU cores). Mean over seeds, (min-max) "
-             f"in brackets; every run in `docs/accuracy.csv`, chart `docs/accuracy.png`.\n\n{table}\n{END}")
     page = docs / "accuracy.md"
-    text = page.read_text() if page.exists() else "# Accuracy\n\n"
-    text = re.sub(f"{re.escape(BEGIN)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S) if BEGIN in text \
-        else text.rstrip() + "\n\n" + block + "\n"
-    page.write_text(text)
+    write_generated_block(page, "accuracy.py", f"Made by `{command}` on {time.strftime('%Y-%m-%d')} (2 CPU cores). "
+                          "Mean over seeds, (min-max) in brackets; every run in `docs/accuracy.csv`, chart "
+                          f"`docs/accuracy.png`.\n\n{table}", "Accuracy")
     print(f"wrote {page}, {docs / 'accuracy.csv'} and {docs / 'accuracy.png'}")
 
 

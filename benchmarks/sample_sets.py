@@ -90,3 +90,15 @@ def load_train_images(root: Path, count: int, size: int) -> torch.Tensor:
     images = [cv2.resize(read_rgb(path), (size, size), interpolation=cv2.INTER_AREA)
               for path in list_images(root / "train" / "good")[:count]]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+
+
+def write_generated_block(page: Path, name: str, body: str, title: str) -> None:
+    """Put ``body`` between the markers ``<!-- <name>: begin -->`` and ``<!-- <name>: end -->`` of a docs page
+    (appended, or the page created with ``title``, when they are not there yet); the rest of the page is left as it
+    is. The command that made the figures opens the body."""
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    block = f"{begin}\n{body}\n{end}"
+    text = page.read_text() if page.exists() else f"# {title}\n\n"
+    pattern = f"{re.escape(begin)}.*?{re.escape(end)}"
+    text = re.sub(pattern, lambda _: block, text, flags=re.S) if begin in text else text.rstrip() + "\n\n" + block + "\n"
+    page.write_text(text)

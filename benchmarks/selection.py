@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from sample_sets import REPO, category_root, load_test_set, load_train_images, train_with_cli
+from sample_sets import REPO, category_root, load_test_set, load_train_images, train_with_cli, write_generated_block
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
@@ -203,9 +202,6 @@ def summary(rows: list[dict], categories: list[str]) -> str:
     return "\n".join(lines)
 
 
-BEGIN, END = "<!-- selection.py: begin -->", "<!-- selection.py: end -->"
-
-
 def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     """docs/selection.csv (every score), and the table between the generated markers of docs/selection.md."""
     docs = REPO / "docs"
@@ -214,14 +210,12 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         writer.writeheader()
         writer.writerows(rows)
     command = " ".join(["python benchmarks/selection.py", *sys.argv[1:]])
-    block = (f"{BEGIN}\nMade by `{command}` (2 CPU cores, seed {args.seed}). Each cell: image AUROC / pixel AUROC on "
-             "the validation category built from that category's `train/good` alone; every variant scores the same "
-             f"trained weights (memory refilled, scales refitted). Every score: `docs/selection.csv`.\n\n{table}\n{END}")
     page = docs / "selection.md"
-    text = page.read_text() if page.exists() else "# Choosing the defaults on validation built from training images\n\n"
-    text = re.sub(f"{re.escape(BEGIN)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S) if BEGIN in text \
-        else text.rstrip() + "\n\n" + block + "\n"
-    page.write_text(text)
+    write_generated_block(page, "selection.py", f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
+                          "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
+                          "alone; every variant scores the same trained weights (memory refilled, scales refitted). "
+                          f"Every score: `docs/selection.csv`.\n\n{table}",
+                          "Choosing the defaults on validation built from training images")
     print(f"wrote {page} and {docs / 'selection.csv'}")
 
 
