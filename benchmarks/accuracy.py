@@ -10,8 +10,9 @@ threshold baked into the checkpoint (it came from training images: the configs' 
 share of defective parts caught there and at a 1 % false-alarm rate, and test images per second (torch, 2 cores).
 anomalib's own Ganomaly (256 x 256, its defaults) trains in the same run for the same seconds as our GANomaly
 took (Lightning's max_time) and is scored the same way (image only: it has no map).
-With --write: this run's rows merged into docs/accuracy.csv (every run), then docs/accuracy.png (bar chart) and
-the table in docs/accuracy.md between its generated markers redrawn from all of them. --set changes one config value for an ablation (`model.evidence.memory_weight=0`).
+With --write, after every run: this run's rows merged into docs/accuracy.csv (every run), then docs/accuracy.png (bar
+chart) and the table in docs/accuracy.md between its generated markers redrawn from all of them. --set changes one
+config value for an ablation (`model.evidence.memory_weight=0`).
 """
 
 from __future__ import annotations
@@ -194,14 +195,15 @@ def main() -> None:
                 budget = figures["train_s"] if model == "GANomaly" or budget is None else budget
                 print(f"  {model} {category} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()),
                       flush=True)
+                if args.write:  # after every run: an interrupted benchmark keeps what it measured
+                    write(rows, args.models, args.categories)
             if not args.no_baseline:
                 figures = run_baseline(category, seed, budget)
                 rows.append({"model": BASELINE, "category": category, "seed": seed, **figures})
                 print(f"  {BASELINE} {category} seed {seed}: image AUROC {figures['image_auroc']:.3f}", flush=True)
-    table = summarise(rows, args.models, args.categories)
-    print("\n" + table)
-    if args.write:
-        write(rows, args.models, args.categories)
+                if args.write:
+                    write(rows, args.models, args.categories)
+    print("\n" + summarise(rows, args.models, args.categories))
 
 
 if __name__ == "__main__":

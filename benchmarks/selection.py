@@ -6,10 +6,11 @@ For each category (committed in sample_data/, or generated on demand into result
 alone becomes a validation category (``ganad_plugin.validation_set``: a fifth of the good images held back, and
 synthetic thin scratches, colour stains, foreign material, faded patches and moved pieces drawn on them). Each model
 is trained there once with its default config (``ganad train``; reused when its checkpoint exists), and every
-evidence variant below is scored on those same weights: the feature memory refilled and the evidence scales
-refitted from the validation category's training images, as training does (the maps are computed once per setting
-that changes them, and each variant's weights, smoothing and pooling applied to them), then image and pixel AUROC on
-its held-back images. Prints the table and writes docs/selection.md and docs/selection.csv (with --write).
+evidence variant below (absolute settings, so that a score means the same on any checkpoint) is scored on those same
+weights: the feature memory refilled and the evidence scales refitted from the validation category's training
+images, as training does (the maps are computed once per setting that changes them, and each variant's weights,
+smoothing and pooling applied to them), then image and pixel AUROC on its held-back images. Prints the table and
+writes docs/selection.md and docs/selection.csv (with --write).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from ganad_plugin.models.components.scoring import AnomalyScorer
 from ganad_plugin.models.components.settings import Evidence
 from ganad_plugin.validation_set import build_validation_category
 
-# one change at a time against the current default, then combinations
-VARIANTS: dict[str, dict] = {
+# The first run (weave, flange): one change at a time against the defaults of that time, then combinations.
+FIRST_DEFAULTS = {"colour_residual": False, "memory_colour_weight": 0.0, "position_cells": 0,
+                  "position_border_px": 0.0, "background_sigma_px": 16.0}
+FIRST: dict[str, dict] = {
     "default": {},
     "colour residual": {"colour_residual": True},
     "memory colour 3": {"memory_colour_weight": 3.0},
@@ -51,18 +54,44 @@ VARIANTS: dict[str, dict] = {
     "memory only": {"residual_weight": 0.0, "distance_weight": 0.0},
 }
 COMBINED = {"colour_residual": True, "memory_colour_weight": 3.0, "position_cells": 32, "background_sigma_px": 48.0}
-VARIANTS["combined"] = COMBINED
-VARIANTS["combined, memory weight 1"] = {**COMBINED, "memory_weight": 1.0}
-VARIANTS["combined, memory weight 16"] = {**COMBINED, "memory_weight": 16.0}
-VARIANTS["combined, position cells 64"] = {**COMBINED, "position_cells": 64}
-VARIANTS["combined, position cells 64, memory weight 1"] = {**COMBINED, "position_cells": 64, "memory_weight": 1.0}
+FIRST["combined"] = COMBINED
+FIRST["combined, memory weight 1"] = {**COMBINED, "memory_weight": 1.0}
+FIRST["combined, memory weight 16"] = {**COMBINED, "memory_weight": 16.0}
+FIRST["combined, position cells 64"] = {**COMBINED, "position_cells": 64}
+FIRST["combined, position cells 64, memory weight 1"] = {**COMBINED, "position_cells": 64, "memory_weight": 1.0}
 BORDER = {**COMBINED, "position_border_px": 16.0}
-VARIANTS["combined, border 16 px"] = BORDER
-VARIANTS["combined, border 16 px, memory colour 0"] = {**BORDER, "memory_colour_weight": 0.0}
-VARIANTS["combined, border 16 px, GAN only"] = {**BORDER, "memory_weight": 0.0}
-VARIANTS["combined, border 16 px, memory only"] = {**BORDER, "residual_weight": 0.0, "distance_weight": 0.0}
-VARIANTS["combined, GAN only"] = {**COMBINED, "memory_weight": 0.0}
-VARIANTS["combined, memory only"] = {**COMBINED, "residual_weight": 0.0, "distance_weight": 0.0}
+FIRST["combined, border 16 px"] = BORDER
+FIRST["combined, border 16 px, memory colour 0"] = {**BORDER, "memory_colour_weight": 0.0}
+FIRST["combined, border 16 px, GAN only"] = {**BORDER, "memory_weight": 0.0}
+FIRST["combined, border 16 px, memory only"] = {**BORDER, "residual_weight": 0.0, "distance_weight": 0.0}
+FIRST["combined, GAN only"] = {**COMBINED, "memory_weight": 0.0}
+FIRST["combined, memory only"] = {**COMBINED, "residual_weight": 0.0, "distance_weight": 0.0}
+
+# The second run (all five categories, colour among them): one change at a time against the defaults shipped before
+# it ("base"; memory weight 4), then the memory weight with the memory's colour.
+BASE_DEFAULTS = {"colour_residual": True, "memory_colour_weight": 0.0, "position_cells": 32,
+                 "position_border_px": 16.0, "background_sigma_px": 48.0, "memory_weight": 4.0}
+BASE: dict[str, dict] = {
+    "base": {},
+    "base, grey residual": {"colour_residual": False},
+    "base, memory colour 3": {"memory_colour_weight": 3.0},
+    "base, per-place levels everywhere": {"position_border_px": 0.0},
+    "base, per-place levels off": {"position_cells": 0},
+    "base, background 16 px": {"background_sigma_px": 16.0},
+    "base, background off": {"background_sigma_px": 0.0},
+    "base, memory weight 1": {"memory_weight": 1.0},
+    "base, memory weight 16": {"memory_weight": 16.0},
+    "base, GAN only (memory 0)": {"memory_weight": 0.0},
+    "base, memory only": {"residual_weight": 0.0, "distance_weight": 0.0},
+    "base, memory weight 2": {"memory_weight": 2.0},
+    "base, memory weight 1, memory colour 3": {"memory_weight": 1.0, "memory_colour_weight": 3.0},
+    "base, memory weight 2, memory colour 3": {"memory_weight": 2.0, "memory_colour_weight": 3.0},
+}
+
+# Every variant as absolute settings over Evidence()'s defaults (the shipped config), so that a score means the
+# same on a checkpoint trained under any defaults (training the networks does not read the evidence settings).
+VARIANTS: dict[str, dict] = {name: {**FIRST_DEFAULTS, **change} for name, change in FIRST.items()}
+VARIANTS.update({name: {**BASE_DEFAULTS, **change} for name, change in BASE.items()})
 
 
 RAW_KEYS = ("colour_residual", "memory_colour_weight")  # settings that change the evidence maps themselves
@@ -117,7 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["GANomaly", "EGBAD"])
     parser.add_argument("--categories", nargs="*", default=["weave", "flange", "stone", "mesh", "label"])
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(BASE), choices=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="write docs/selection.md and docs/selection.csv")
     args = parser.parse_args()
@@ -134,14 +163,13 @@ def main() -> None:
             out = REPO / "results" / "selection" / f"seed{args.seed}" / model_name.lower() / category
             ckpt, seconds, _ = train_with_cli(model_name, category, validation.parent, out, seed=args.seed, reuse=True)
             state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-            trained = Evidence(**state_evidence(ckpt))
             raws: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             for variant in args.variants:
                 if (model_name, category, variant) in done:  # scored before on the same checkpoint
                     rows.append(done[(model_name, category, variant)])
                     continue
                 start = time.perf_counter()
-                evidence = dataclasses.replace(trained, **VARIANTS[variant])
+                evidence = dataclasses.replace(Evidence(), **VARIANTS[variant])
                 key = tuple(getattr(evidence, name) for name in RAW_KEYS)
                 if key not in raws:
                     raws[key] = raw_evidence(model_name, state, evidence, train, test)
@@ -180,12 +208,6 @@ def append_row(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def state_evidence(ckpt: Path) -> dict:
-    """The evidence settings a checkpoint was trained with (its hyper-parameters)."""
-    evidence = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]["evidence"]
-    return dataclasses.asdict(evidence) if dataclasses.is_dataclass(evidence) else dict(evidence)
-
-
 def summary(rows: list[dict], categories: list[str]) -> str:
     """A markdown table: each model and variant, image / pixel AUROC per category and their mean."""
     header = "| model | variant | " + " | ".join(categories) + " | mean image | mean pixel |"
@@ -203,15 +225,22 @@ def summary(rows: list[dict], categories: list[str]) -> str:
 
 
 def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
-    """docs/selection.csv (every score), and the table between the generated markers of docs/selection.md."""
+    """docs/selection.csv (every score of every run, this run's replacing the same cells), and the table between the
+    generated markers of docs/selection.md: one block for the first run's variants, one for the second run's
+    ("base")."""
     docs = REPO / "docs"
+    def key(row: dict) -> tuple:
+        return row["model"], row["category"], row["variant"], int(row["seed"])
+
+    merged = {key(row): row for row in read_rows(docs / "selection.csv")} | {key(row): row for row in rows}
     with (docs / "selection.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(merged.values())
     command = " ".join(["python benchmarks/selection.py", *sys.argv[1:]])
     page = docs / "selection.md"
-    write_generated_block(page, "selection.py", f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
+    block = "selection.py base" if all(variant in BASE for variant in args.variants) else "selection.py"
+    write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "
                           f"Every score: `docs/selection.csv`.\n\n{table}",

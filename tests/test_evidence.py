@@ -99,7 +99,7 @@ def test_bad_evidence_settings_are_refused_by_name() -> None:
 
 def test_the_three_models_name_the_shared_settings_alike() -> None:
     for model_class in MODEL_CLASSES:
-        model = model_class(network=SMALL, evidence=Evidence(distance_weight=0.3, memory_size=64))
+        model = model_class(network=SMALL, evidence=Evidence(distance_weight=0.3, memory_weight=4.0, memory_size=64))
         assert model.model.evidence_names == ("residual", "distance", "memory")
         weights = model.model.scorer.calibration.weights
         torch.testing.assert_close(weights, torch.tensor([0.9, 0.3, 4.0]) / 5.2)
@@ -108,7 +108,10 @@ def test_the_three_models_name_the_shared_settings_alike() -> None:
 @pytest.mark.parametrize("size", [(64, 64), (96, 160)])
 def test_colour_residual_colour_memory_and_per_place_levels_export_and_match_torch(tmp_path, size) -> None:
     torch.manual_seed(0)
-    evidence = Evidence(colour_residual=True, memory_colour_weight=3.0, position_cells=8, memory_size=64)
+    # weights pinned: with an untrained network the agreement depends on how much the (well-conditioned) memory map
+    # weighs against the residual's magnified rounding (see below), which is not what this test is about
+    evidence = Evidence(colour_residual=True, memory_colour_weight=3.0, position_cells=8, memory_size=64,
+                        memory_weight=4.0)
     net = GanomalyModel(network=SMALL, evidence=evidence).eval()
     normal = torch.rand(8, 3, *size)
     net.fit_normal([normal])

@@ -102,7 +102,7 @@ class Evidence:
 
     residual_weight: float = 0.9
     distance_weight: float = 0.1
-    memory_weight: float = 4.0
+    memory_weight: float = 2.0
     memory_size: int = 16384
     memory_colour_weight: float = 0.0
     colour_residual: bool = True
