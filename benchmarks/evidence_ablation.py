@@ -36,7 +36,8 @@ def main() -> None:
     model = getattr(ganad_plugin.models, args.model).load_from_checkpoint(args.ckpt).eval()
     net = model.model
     if net.evidence_names != ("residual", "distance", "memory"):
-        parser.error(f"the checkpoint has evidence {net.evidence_names}; this ablation needs all three maps")
+        parser.error(f"the checkpoint has evidence {net.evidence_names}; this ablation needs exactly the networks' "
+                     "three maps (train with model.evidence.colour_weight=0)")
     root = Path(args.root) / args.category
     memory = f"{net.memory.bank.shape[0]} features as trained"
     if args.memory_size:

@@ -28,6 +28,7 @@ from sample_sets import REPO, category_root, load_test_set, load_train_images, t
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
+from ganad_plugin.models.components.colour_statistics import ColourStatistics
 from ganad_plugin.models.components.scoring import AnomalyScorer
 from ganad_plugin.models.components.settings import Evidence
 from ganad_plugin.validation_set import build_validation_category
@@ -88,21 +89,51 @@ BASE: dict[str, dict] = {
     "base, memory weight 2, memory colour 3": {"memory_weight": 2.0, "memory_colour_weight": 3.0},
 }
 
+# The third run (all five categories): the colour-statistics map (``ColourStatistics``) added to the defaults shipped
+# after the second run ("shipped"; memory weight 2), at several weights and window sizes.
+SHIPPED_DEFAULTS = {**BASE_DEFAULTS, "memory_weight": 2.0, "colour_weight": 0.0, "colour_sigma_px": 4.0,
+                    "colour_cells": 1}
+THIRD: dict[str, dict] = {
+    "shipped": {},
+    "shipped, colour 0.5": {"colour_weight": 0.5},
+    "shipped, colour 1": {"colour_weight": 1.0},
+    "shipped, colour 2": {"colour_weight": 2.0},
+    "shipped, colour 4": {"colour_weight": 4.0},
+    "shipped, colour 1, window 2 px": {"colour_weight": 1.0, "colour_sigma_px": 2.0},
+    "shipped, colour 1, window 8 px": {"colour_weight": 1.0, "colour_sigma_px": 8.0},
+    "shipped, colour 2, window 8 px": {"colour_weight": 2.0, "colour_sigma_px": 8.0},
+    "shipped, colour 0.5, cells 8": {"colour_weight": 0.5, "colour_cells": 8},
+    "shipped, colour 1, cells 8": {"colour_weight": 1.0, "colour_cells": 8},
+    "shipped, colour 0.5, cells 16": {"colour_weight": 0.5, "colour_cells": 16},
+    "shipped, colour 1, cells 16": {"colour_weight": 1.0, "colour_cells": 16},
+    "shipped, colour 2, cells 16": {"colour_weight": 2.0, "colour_cells": 16},
+    "shipped, colour 1, cells 16, window 8 px": {"colour_weight": 1.0, "colour_cells": 16, "colour_sigma_px": 8.0},
+    "colour only, cells 16": {"residual_weight": 0.0, "distance_weight": 0.0, "memory_weight": 0.0,
+                              "colour_weight": 1.0, "colour_cells": 16},
+    "colour only": {"residual_weight": 0.0, "distance_weight": 0.0, "memory_weight": 0.0, "colour_weight": 1.0},
+    "colour only, window 8 px": {"residual_weight": 0.0, "distance_weight": 0.0, "memory_weight": 0.0,
+                                 "colour_weight": 1.0, "colour_sigma_px": 8.0},
+}
+
 # Every variant as absolute settings over Evidence()'s defaults (the shipped config), so that a score means the
 # same on a checkpoint trained under any defaults (training the networks does not read the evidence settings).
 VARIANTS: dict[str, dict] = {name: {**FIRST_DEFAULTS, **change} for name, change in FIRST.items()}
 VARIANTS.update({name: {**BASE_DEFAULTS, **change} for name, change in BASE.items()})
+VARIANTS.update({name: {**SHIPPED_DEFAULTS, **change} for name, change in THIRD.items()})
+# before the colour map existed every variant had none
+VARIANTS = {name: {"colour_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
 
 
-RAW_KEYS = ("colour_residual", "memory_colour_weight")  # settings that change the evidence maps themselves
+RAW_KEYS = ("colour_residual", "memory_colour_weight")  # settings that change the networks' evidence maps
 
 
 def raw_evidence(model_name: str, state: dict, evidence: Evidence, train: torch.Tensor,
                  test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """All three evidence maps (residual channels, distance, memory) of the trained weights in ``state``, with the
-    memory refilled from ``train`` as training does: (maps of the held-out training images that calibrate, maps of
-    the test images)."""
-    every_map = dataclasses.replace(evidence, residual_weight=1.0, distance_weight=1.0, memory_weight=1.0)
+    """The networks' three evidence maps (residual channels, distance, memory) of the trained weights in ``state``,
+    with the memory refilled from ``train`` as training does: (maps of the held-out training images that calibrate,
+    maps of the test images)."""
+    every_map = dataclasses.replace(evidence, residual_weight=1.0, distance_weight=1.0, memory_weight=1.0,
+                                    colour_weight=0.0)
     net = getattr(ganad_plugin.models, model_name)(evidence=every_map).model
     weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
     weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer."))}
@@ -119,12 +150,24 @@ def raw_evidence(model_name: str, state: dict, evidence: Evidence, train: torch.
     return maps[0], maps[1]
 
 
+def colour_evidence(sigma_px: float, cells: int, train: torch.Tensor,
+                    test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour-statistics map fitted as ``fit_normal`` fits it (every training image it sees): (maps of the
+    held-out training images that calibrate, maps of the test images)."""
+    colour = ColourStatistics(train.shape[1], sigma_px, cells)
+    with torch.inference_mode():
+        colour.fit(train[:256].split(16))
+        held_out = train[:256][3::4]
+        maps = [torch.cat([colour(images[i : i + 8]) for i in range(0, len(images), 8)]) for images in (held_out, test)]
+    return maps[0], maps[1]
+
+
 def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, channels: int, labels: np.ndarray,
                   masks: np.ndarray) -> tuple[float, float]:
     """Image and pixel AUROC of ``evidence``'s maps, weights, smoothing and pooling on the raw maps of
-    ``raw_evidence`` (residual with ``channels`` channels, distance, memory)."""
+    ``raw_evidence`` (residual with ``channels`` channels, distance, memory) and ``colour_evidence`` after them."""
     groups = {"residual": slice(0, channels), "distance": slice(channels, channels + 1),
-              "memory": slice(channels + 1, channels + 2)}
+              "memory": slice(channels + 1, channels + 2), "colour": slice(channels + 2, channels + 3)}
     active = evidence.active()
     scorer = AnomalyScorer(
         signed=tuple(name == "residual" for name in active),
@@ -146,7 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["GANomaly", "EGBAD"])
     parser.add_argument("--categories", nargs="*", default=["weave", "flange", "stone", "mesh", "label"])
-    parser.add_argument("--variants", nargs="*", default=list(BASE), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(THIRD), choices=list(VARIANTS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="write docs/selection.md and docs/selection.csv")
     args = parser.parse_args()
@@ -164,6 +207,7 @@ def main() -> None:
             ckpt, seconds, _ = train_with_cli(model_name, category, validation.parent, out, seed=args.seed, reuse=True)
             state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
             raws: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+            colours: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             for variant in args.variants:
                 if (model_name, category, variant) in done:  # scored before on the same checkpoint
                     rows.append(done[(model_name, category, variant)])
@@ -172,9 +216,19 @@ def main() -> None:
                 evidence = dataclasses.replace(Evidence(), **VARIANTS[variant])
                 key = tuple(getattr(evidence, name) for name in RAW_KEYS)
                 if key not in raws:
-                    raws[key] = raw_evidence(model_name, state, evidence, train, test)
+                    cache = out / f"raw_evidence_{'_'.join(map(str, key))}.pt"  # beside its checkpoint
+                    if cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime:
+                        raws[key] = torch.load(cache)
+                    else:
+                        raws[key] = raw_evidence(model_name, state, evidence, train, test)
+                        torch.save(raws[key], cache)
+                colour_key = (evidence.colour_sigma_px, evidence.colour_cells)
+                if colour_key not in colours:
+                    colours[colour_key] = colour_evidence(*colour_key, train, test)
+                maps = tuple(torch.cat([net, colour], dim=1)
+                             for net, colour in zip(raws[key], colours[colour_key], strict=True))
                 channels = test.shape[1] if evidence.colour_residual else 1
-                image, pixel = score_variant(raws[key], evidence, channels, labels, masks)
+                image, pixel = score_variant(maps, evidence, channels, labels, masks)
                 rows.append({"model": model_name, "category": category, "variant": variant, "seed": args.seed,
                              "image_auroc": round(image, 4), "pixel_auroc": round(pixel, 4)})
                 append_row(done_path, rows[-1])
@@ -239,7 +293,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         writer.writerows(merged.values())
     command = " ".join(["python benchmarks/selection.py", *sys.argv[1:]])
     page = docs / "selection.md"
-    block = "selection.py base" if all(variant in BASE for variant in args.variants) else "selection.py"
+    runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD}
+    block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder, WeightAverage
+from ganad_plugin.models.components.colour_statistics import ColourStatistics
 from ganad_plugin.models.components.losses import DiscriminatorLoss
 from ganad_plugin.models.components.memory import FeatureMemory
 from ganad_plugin.models.components.patches import PatchGrid, random_patches
@@ -248,3 +249,66 @@ def test_border_only_levels_leave_the_inside_of_the_image_at_one_level() -> None
     assert abs(float(border.standardise(normal[:1])[edge].mean())) < 0.5 * float(flat.standardise(normal[:1])[edge].mean())
     assert float(border.position_offset[0, 7, 7]) == 0.0  # the inside keeps the global level
     assert float(border.position_offset[0, 7, 0]) > 1.0  # the edge has its own
+
+
+def textured(count: int, seed: int) -> torch.Tensor:
+    """Grey random texture in [0.3, 0.7], a different draw each image [count, 3, 64, 64]."""
+    generator = torch.Generator().manual_seed(seed)
+    grey = 0.3 + 0.4 * torch.rand(count, 1, 64, 64, generator=generator)
+    return grey.expand(-1, 3, -1, -1).clone()
+
+
+@pytest.mark.parametrize("change", ["blue stain", "darker", "flatter"])
+def test_colour_statistics_single_out_a_region_that_keeps_its_texture_but_not_its_colour_or_contrast(change) -> None:
+    colour = ColourStatistics(channels=3, sigma_px=3.0)
+    colour.fit(textured(16, seed=0).split(4))
+    image = textured(1, seed=1)
+    region = image[:, :, 20:44, 20:44]
+    if change == "blue stain":
+        region[:, 2] += 0.15  # the texture survives; only the channels move apart
+    elif change == "darker":
+        region -= 0.15
+    else:
+        region.copy_(0.5 + (region - 0.5) * 0.3)
+    distance = colour(image)[0, 0]
+    assert distance.shape == (64, 64)
+    inside, outside = distance[26:38, 26:38], distance[:, :12]
+    assert float(inside.min()) > float(outside.max())
+
+
+def test_colour_statistics_are_near_the_distribution_centre_on_normal_images() -> None:
+    colour = ColourStatistics(channels=3, sigma_px=3.0)
+    colour.fit(textured(16, seed=0).split(4))
+    # a Mahalanobis distance: about sqrt(dimensions) on average for normal data (6 statistics; correlated here)
+    assert 0.3 < float(colour(textured(4, seed=2)).mean()) < 4.0
+
+
+def test_colour_statistics_refuse_images_with_other_channels_and_an_empty_fit() -> None:
+    colour = ColourStatistics(channels=3, sigma_px=3.0)
+    with pytest.raises(ValueError, match="3-channel"):
+        colour.fit([torch.rand(2, 1, 32, 32)])
+    with pytest.raises(ValueError, match="at least one normal image"):
+        colour.fit([])
+    with pytest.raises(ValueError, match="colour_sigma_px"):
+        ColourStatistics(channels=3, sigma_px=0.0)
+
+
+def two_colour_print(count: int, seed: int) -> torch.Tensor:
+    """An aligned print: a red left half and a blue right half, with texture [count, 3, 64, 64]."""
+    images = textured(count, seed) * 0.5
+    images[:, 0, :, :32] += 0.4
+    images[:, 2, :, 32:] += 0.4
+    return images
+
+
+def test_per_place_colour_statistics_flag_a_colour_that_is_normal_elsewhere_but_not_there() -> None:
+    image = two_colour_print(1, seed=1)
+    image[:, :, 16:48, 40:56] = two_colour_print(1, seed=2)[:, :, 16:48, 8:24]  # the left half's red, on the right
+    distances = {}
+    for cells in (1, 8):
+        colour = ColourStatistics(channels=3, sigma_px=2.0, cells=cells)
+        colour.fit(two_colour_print(16, seed=0).split(4))
+        distance = colour(image)[0, 0]
+        distances[cells] = float(distance[22:42, 44:52].mean()) / float(distance[22:42, 4:24].mean())
+    assert distances[8] > 4  # against the same place's own distribution the red patch is far out
+    assert distances[8] > 2 * distances[1]  # the whole image's distribution has seen red

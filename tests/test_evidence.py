@@ -50,7 +50,8 @@ def test_a_zero_weight_leaves_the_map_out_of_the_model_and_the_exported_graph(tm
     full = graph_op_types(with_memory, tmp_path)
     assert {"MatMul", "ConvolutionBackpropData"} <= full  # the memory's product, the decoder's transposed convs
     assert "MatMul" not in graph_op_types(without_memory, tmp_path)
-    memory_only = GanomalyModel(network=SMALL, evidence=Evidence(residual_weight=0, distance_weight=0, memory_size=64))
+    memory_only = GanomalyModel(network=SMALL, evidence=Evidence(residual_weight=0, distance_weight=0, memory_size=64,
+                                                                 colour_weight=0))
     assert memory_only.evidence_names == ("memory",)
     assert "ConvolutionBackpropData" not in graph_op_types(memory_only, tmp_path)  # no decoder run at all
 
@@ -59,9 +60,11 @@ def test_each_map_is_computed_only_when_its_weight_is_above_zero() -> None:
     torch.manual_seed(0)
     images = torch.rand(2, 3, 64, 64)
     for evidence, names in (
-        (Evidence(memory_weight=0), ("residual", "distance")),
-        (Evidence(distance_weight=0, memory_size=64), ("residual", "memory")),
-        (Evidence(residual_weight=0, memory_weight=0), ("distance",)),
+        (Evidence(memory_weight=0, colour_weight=0), ("residual", "distance")),
+        (Evidence(distance_weight=0, memory_size=64, colour_weight=0), ("residual", "memory")),
+        (Evidence(residual_weight=0, memory_weight=0, colour_weight=0), ("distance",)),
+        (Evidence(memory_weight=0, colour_weight=1.0), ("residual", "distance", "colour")),
+        (Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=1.0), ("colour",)),
     ):
         net = GanomalyModel(network=SMALL, evidence=evidence).eval()
         assert net.evidence_names == names
@@ -90,32 +93,36 @@ def test_bad_evidence_settings_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="evidence weights"):
         Evidence(residual_weight=-1.0)
     with pytest.raises(ValueError, match="evidence weights"):
-        Evidence(residual_weight=0, distance_weight=0, memory_weight=0)
+        Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=0)
     with pytest.raises(ValueError, match="score_top_fraction"):
         Evidence(score_top_fraction=1.0)
     with pytest.raises(ValueError, match="memory_size"):
         Evidence(memory_size=0)
+    with pytest.raises(ValueError, match="colour_sigma_px"):
+        Evidence(colour_sigma_px=0.0)
 
 
 def test_the_three_models_name_the_shared_settings_alike() -> None:
     for model_class in MODEL_CLASSES:
-        model = model_class(network=SMALL, evidence=Evidence(distance_weight=0.3, memory_weight=4.0, memory_size=64))
-        assert model.model.evidence_names == ("residual", "distance", "memory")
+        evidence = Evidence(distance_weight=0.3, memory_weight=4.0, memory_size=64, colour_weight=1.5)
+        model = model_class(network=SMALL, evidence=evidence)
+        assert model.model.evidence_names == ("residual", "distance", "memory", "colour")
         weights = model.model.scorer.calibration.weights
-        torch.testing.assert_close(weights, torch.tensor([0.9, 0.3, 4.0]) / 5.2)
+        torch.testing.assert_close(weights, torch.tensor([0.9, 0.3, 4.0, 1.5]) / 6.7)
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 160)])
-def test_colour_residual_colour_memory_and_per_place_levels_export_and_match_torch(tmp_path, size) -> None:
+def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_export_and_match_torch(tmp_path, size) -> None:
     torch.manual_seed(0)
     # weights pinned: with an untrained network the agreement depends on how much the (well-conditioned) memory map
     # weighs against the residual's magnified rounding (see below), which is not what this test is about
     evidence = Evidence(colour_residual=True, memory_colour_weight=3.0, position_cells=8, memory_size=64,
-                        memory_weight=4.0)
+                        memory_weight=4.0, colour_weight=1.0)
     net = GanomalyModel(network=SMALL, evidence=evidence).eval()
     normal = torch.rand(8, 3, *size)
     net.fit_normal([normal])
     assert float(net.scorer.calibration.position_offset.abs().sum()) > 0
+    assert bool(net.colour.filled)
     path = tmp_path / "model.onnx"
     torch.onnx.export(net, (torch.rand(1, 3, *size),), path, dynamo=True, output_names=["pred_score", "anomaly_map"])
     compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})

@@ -8,6 +8,8 @@ switches on, in ``EVIDENCE_NAMES`` order:
             distance), spread over the patch's pixels,
   memory    the distance from the encoder's last feature map (run convolutionally over the whole image, stride 8
             for 32-px patches) to the nearest normal feature (``FeatureMemory``),
+  colour    the distance of each place's local colour mean and spread from those of normal images
+            (``ColourStatistics``; no network),
 and ``AnomalyScorer`` smooths, standardises and combines them into the anomaly map and the image score. A map with
 weight 0 is neither computed nor in the exported graph.
 """
@@ -22,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from .blocks import DcganEncoder
+from .colour_statistics import ColourStatistics
 from .memory import FeatureMemory
 from .patches import PatchGrid
 from .scoring import AnomalyScorer, signed_residual
@@ -54,6 +57,9 @@ class PatchAnomalyModel(nn.Module):
             FeatureMemory(encoder_dims + colour_dims, evidence.memory_size, direction_dims=encoder_dims)
             if "memory" in active
             else None
+        )
+        self.colour = (
+            ColourStatistics(channels, evidence.colour_sigma_px, evidence.colour_cells) if "colour" in active else None
         )
         residual_channels = channels if evidence.colour_residual else 1
         self.scorer = AnomalyScorer(
@@ -115,24 +121,30 @@ class PatchAnomalyModel(nn.Module):
         if self.memory is not None:
             distances = self.memory(self.memory_features(images))
             maps.append(F.interpolate(distances, size=size, mode="bilinear", align_corners=False))
+        if self.colour is not None:
+            maps.append(self.colour(images))
         return torch.cat(maps, dim=1)
 
     @property
     def calibrated(self) -> bool:
-        """Whether the memory (if any) is filled and the evidence scales are fitted (``fit_normal``)."""
+        """Whether the memory and colour statistics (if any) are filled and the evidence scales are fitted
+        (``fit_normal``)."""
         memory_ready = self.memory is None or bool(self.memory.filled)
-        return memory_ready and bool(self.scorer.calibration.calibrated)
+        colour_ready = self.colour is None or bool(self.colour.filled)
+        return memory_ready and colour_ready and bool(self.scorer.calibration.calibrated)
 
     @torch.no_grad()
     def fit_normal(self, batches: Iterable[torch.Tensor], max_images: int = 256) -> int:
-        """Fill the memory and calibrate the scorer from normal images (batches [B, C, H, W] in [0, 1]).
+        """Fill the memory and the colour statistics and calibrate the scorer from normal images (batches
+        [B, C, H, W] in [0, 1]).
 
         With a memory, every fourth image is held out of it and calibrates the scales instead: a memory image's own
-        features are at distance 0, which would make the normal spread look far too small. Returns the number of
-        images used.
+        features are at distance 0, which would make the normal spread look far too small. The colour statistics
+        (a mean and covariance, nothing to overfit) are fitted on every image. Returns the number of images used.
         """
-        features, held_out, seen = [], [], 0
+        features, held_out, seen, every_image = [], [], 0, []
         for images in batches:
+            every_image.append(images[: max_images - seen])
             for image in images[: max_images - seen]:
                 if self.memory is None or seen % 4 == 3:
                     held_out.append(image)
@@ -146,6 +158,8 @@ class PatchAnomalyModel(nn.Module):
             raise RuntimeError(msg)
         if self.memory is not None:
             self.memory.fit(torch.cat(features))
+        if self.colour is not None:
+            self.colour.fit(every_image)
         evidence = torch.cat([
             self.evidence(torch.stack(held_out[start : start + CALIBRATION_BATCH]))
             for start in range(0, len(held_out), CALIBRATION_BATCH)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-EVIDENCE_NAMES = ("residual", "distance", "memory")
+EVIDENCE_NAMES = ("residual", "distance", "memory", "colour")
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,12 @@ class Evidence:
         memory_colour_weight: weight of a place's local colour mean and contrast (per channel, in [0, 1] units)
             appended to its encoder feature in the memory (0: the feature's direction only), so that a stain or a
             faded region whose texture survives still stands out.
+        colour_weight: weight of the colour-statistics map: the Mahalanobis distance of each place's local colour
+            mean and spread from their distribution over normal images (``colour_statistics.ColourStatistics``),
+            which sees stains, faded regions and foreign colour on a texture the networks cannot reconstruct.
+        colour_sigma_px: the colour statistics' Gaussian window, in model-input pixels.
+        colour_cells: the colour statistics' distribution is learnt per cell of a grid of this many cells a side
+            (an aligned part or print); 1: one distribution for the whole image (a stationary texture).
         colour_residual: take the residual's magnitude over the colour channels (a colour change whose channels
             move apart counts) rather than of their mean.
         smoothing_sigma_px: Gaussian smoothing of each evidence map, in model-input pixels.
@@ -105,6 +111,9 @@ class Evidence:
     memory_weight: float = 2.0
     memory_size: int = 16384
     memory_colour_weight: float = 0.0
+    colour_weight: float = 0.5
+    colour_sigma_px: float = 4.0
+    colour_cells: int = 8
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
@@ -122,6 +131,13 @@ class Evidence:
             raise ValueError(msg)
         if self.memory_colour_weight < 0:
             msg = f"evidence.memory_colour_weight must be >= 0, got {self.memory_colour_weight}"
+            raise ValueError(msg)
+        if self.colour_sigma_px <= 0:
+            msg = f"evidence.colour_sigma_px must be > 0, got {self.colour_sigma_px}"
+            raise ValueError(msg)
+        if self.colour_cells < 1:
+            msg = ("evidence.colour_cells must be at least 1 (1: one distribution for the image), "
+                   f"got {self.colour_cells}")
             raise ValueError(msg)
         if self.position_cells < 0 or self.position_border_px < 0:
             msg = (f"evidence.position_cells and evidence.position_border_px must be >= 0 (0: off), got "
