@@ -136,7 +136,7 @@ def raw_evidence(model_name: str, state: dict, evidence: Evidence, train: torch.
                                     colour_weight=0.0)
     net = getattr(ganad_plugin.models, model_name)(evidence=every_map).model
     weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer."))}
+    weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer.", "colour."))}
     missing, unexpected = net.load_state_dict(weights, strict=False)
     refitted = [k for k in missing if not k.startswith(("memory.", "scorer."))]
     if refitted or unexpected:

@@ -136,3 +136,17 @@ def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_ex
     span = float(expected.anomaly_map.max() - expected.anomaly_map.min())
     torch.testing.assert_close(torch.from_numpy(actual[0]), expected.pred_score, atol=2.5e-3 * span, rtol=0)
     torch.testing.assert_close(torch.from_numpy(actual[1]), expected.anomaly_map, atol=2.5e-3 * span, rtol=0)
+
+
+def test_settings_saved_before_the_colour_map_existed_load_with_it_off(tmp_path) -> None:
+    # an Evidence as a checkpoint of the earlier code pickled it: no colour fields in its state
+    earlier = Evidence.__new__(Evidence)
+    for name, value in vars(Evidence()).items():
+        if not name.startswith("colour_") or name == "colour_residual":
+            object.__setattr__(earlier, name, value)
+    assert "colour_weight" not in vars(earlier)
+    torch.save({"hyper_parameters": {"evidence": earlier}}, tmp_path / "old.ckpt")
+    loaded = torch.load(tmp_path / "old.ckpt", weights_only=True)["hyper_parameters"]["evidence"]
+    assert loaded.colour_weight == 0.0 and "colour" not in loaded.active()
+    assert loaded.memory_weight == Evidence().memory_weight
+    assert GanomalyModel(network=SMALL, evidence=loaded).colour is None

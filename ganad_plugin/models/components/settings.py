@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import torch
 
 EVIDENCE_NAMES = ("residual", "distance", "memory", "colour")
+# Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
+# was trained (``Evidence.__setstate__``)
+SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1}
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,12 @@ class Evidence:
         if not 0.0 <= self.score_top_fraction < 1.0:
             msg = f"evidence.score_top_fraction must be in [0, 1) (0: the maximum), got {self.score_top_fraction}"
             raise ValueError(msg)
+
+    def __setstate__(self, state: dict) -> None:
+        # a checkpoint saved before a setting existed gets the value that reproduces what it was trained with (the
+        # colour-statistics map off), not today's default: its state dict has no such map
+        for name, value in {**SETTINGS_BEFORE_THEY_EXISTED, **state}.items():
+            object.__setattr__(self, name, value)
 
     def weights(self) -> dict[str, float]:
         """Every evidence map's weight, by name (``EVIDENCE_NAMES``)."""
