@@ -41,9 +41,8 @@ def train_with_cli(model: str, category: str, root: Path, out: Path, *, seed: in
     """`ganad train --config configs/<model>.yaml` on one category, then its test: (checkpoint, seconds of the whole
     command, the test metrics printed). ``settings`` are KEY=VALUE config changes; with ``reuse`` an existing
     checkpoint under ``out`` is returned without training (seconds and metrics then NaN / empty)."""
-    checkpoints = sorted(out.glob("**/weights/lightning/model.ckpt"))
-    if reuse and checkpoints:
-        return checkpoints[-1], float("nan"), {}
+    if reuse and (checkpoints := newest_first(out)):
+        return checkpoints[0], float("nan"), {}
     overrides = [part for setting in settings for part in (f"--{setting.split('=', 1)[0]}", setting.split("=", 1)[1])]
     command = [sys.executable, "-m", "ganad_plugin.cli", "train", "--config", str(REPO / "configs" / f"{model.lower()}.yaml"),
                "--data.root", str(root), "--data.category", category, "--default_root_dir", str(out),
@@ -60,7 +59,13 @@ def train_with_cli(model: str, category: str, root: Path, out: Path, *, seed: in
         raise SystemExit(f"{model} on {category} failed (log: {out / 'train.log'})")
     found = {name: re.search(rf"{name}\s*│\s*([0-9.]+)", log) for name in TEST_METRICS}
     metrics = {name: float(match.group(1)) for name, match in found.items() if match}
-    return sorted(out.glob("**/weights/lightning/model.ckpt"))[-1], seconds, metrics
+    return newest_first(out)[0], seconds, metrics
+
+
+def newest_first(out: Path) -> list[Path]:
+    """The checkpoints under ``out``, the latest written first (anomalib's version folders v0, v1, ... v10 do not
+    sort by name)."""
+    return sorted(out.glob("**/weights/lightning/model.ckpt"), key=lambda path: path.stat().st_mtime, reverse=True)
 
 
 def checkpoint_parser(description: str | None) -> argparse.ArgumentParser:
