@@ -22,7 +22,7 @@ from .scoring import GaussianSmoothing
 
 RIDGE = 1e-4  # added to the covariance's diagonal: a spread of 1 % of the range, about the camera's noise
 SHRINKAGE = 0.25  # share of the whole image's covariance in each cell's
-SUBSAMPLE = 4  # every 4th place a side enters the global fit: neighbouring windows overlap and add nothing
+SUBSAMPLE = 4  # every 4th place a side enters the fit: neighbouring windows overlap and add nothing
 
 
 class ColourStatistics(nn.Module):
