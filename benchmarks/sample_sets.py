@@ -42,7 +42,8 @@ def train_with_cli(model: str, category: str, root: Path, out: Path, *, seed: in
     command, the test metrics printed). ``settings`` are KEY=VALUE config changes; with ``reuse`` an existing
     checkpoint under ``out`` is returned without training (seconds and metrics then NaN / empty)."""
     if reuse and (checkpoints := newest_first(out)):
-        return checkpoints[0], float("nan"), {}
+        log = out / "train.log"
+        return checkpoints[0], float("nan"), parse_metrics(log.read_text()) if log.is_file() else {}
     overrides = [part for setting in settings for part in (f"--{setting.split('=', 1)[0]}", setting.split("=", 1)[1])]
     command = [sys.executable, "-m", "ganad_plugin.cli", "train", "--config", str(REPO / "configs" / f"{model.lower()}.yaml"),
                "--data.root", str(root), "--data.category", category, "--default_root_dir", str(out),
@@ -57,9 +58,16 @@ def train_with_cli(model: str, category: str, root: Path, out: Path, *, seed: in
     if result.returncode != 0:
         print(log[-3000:])
         raise SystemExit(f"{model} on {category} failed (log: {out / 'train.log'})")
+    return newest_first(out)[0], seconds, parse_metrics(log)
+
+
+def parse_metrics(log: str) -> dict[str, float]:
+    """The test metrics a `ganad train` log prints, and its fit's seconds (anomalib's timer) as ``fit_seconds``."""
     found = {name: re.search(rf"{name}\s*│\s*([0-9.]+)", log) for name in TEST_METRICS}
     metrics = {name: float(match.group(1)) for name, match in found.items() if match}
-    return newest_first(out)[0], seconds, metrics
+    if fit := re.search(r"Training took ([0-9.]+) seconds", log):
+        metrics["fit_seconds"] = float(fit.group(1))
+    return metrics
 
 
 def newest_first(out: Path) -> list[Path]:

@@ -18,6 +18,9 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,7 +33,7 @@ import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.colour_statistics import ColourStatistics
 from ganad_plugin.models.components.scoring import AnomalyScorer
-from ganad_plugin.models.components.settings import Evidence
+from ganad_plugin.models.components.settings import Evidence, PatchNetwork
 from ganad_plugin.validation_set import build_validation_category
 
 # The first run (weave, flange): one change at a time against the defaults of that time, then combinations.
@@ -115,26 +118,51 @@ THIRD: dict[str, dict] = {
                                  "colour_weight": 1.0, "colour_sigma_px": 8.0},
 }
 
+# The fourth run (all five categories): the feature memory's size, which sets the time of its coreset selection at
+# the end of every fit and of every image's nearest-neighbour search, against the defaults shipped after the third
+# run ("current"; 16,384 features).
+CURRENT_DEFAULTS = {**SHIPPED_DEFAULTS, "colour_weight": 0.5, "colour_cells": 8, "memory_size": 16384}
+FOURTH: dict[str, dict] = {
+    "current": {},
+    "current, memory 8192": {"memory_size": 8192},
+    "current, memory 4096": {"memory_size": 4096},
+    "current, memory 2048": {"memory_size": 2048},
+}
+
+# The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
+# Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
+# before it (40 epochs, width 32, 32 patches an image), whose checkpoints the earlier runs scored.
+TRAINING: dict[str, tuple[str, ...]] = {
+    "config": (),
+    "5 epochs": ("trainer.max_epochs=5", "trainer.check_val_every_n_epoch=5"),
+    "12 epochs, width 16": ("trainer.max_epochs=12", "trainer.check_val_every_n_epoch=12",
+                            "model.network.n_features=16"),
+    "24 epochs, width 16, 16 patches": ("trainer.max_epochs=24", "trainer.check_val_every_n_epoch=24",
+                                        "model.network.n_features=16", "model.sampling.patches_per_image=16"),
+}
+
 # Every variant as absolute settings over Evidence()'s defaults (the shipped config), so that a score means the
 # same on a checkpoint trained under any defaults (training the networks does not read the evidence settings).
 VARIANTS: dict[str, dict] = {name: {**FIRST_DEFAULTS, **change} for name, change in FIRST.items()}
 VARIANTS.update({name: {**BASE_DEFAULTS, **change} for name, change in BASE.items()})
 VARIANTS.update({name: {**SHIPPED_DEFAULTS, **change} for name, change in THIRD.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FOURTH.items()})
 # before the colour map existed every variant had none
 VARIANTS = {name: {"colour_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
 
 
-RAW_KEYS = ("colour_residual", "memory_colour_weight")  # settings that change the networks' evidence maps
+RAW_KEYS = ("colour_residual", "memory_colour_weight", "memory_size")  # settings that change the networks' maps
 
 
-def raw_evidence(model_name: str, state: dict, evidence: Evidence, train: torch.Tensor,
+def raw_evidence(model_name: str, state: dict, network: PatchNetwork, evidence: Evidence, train: torch.Tensor,
                  test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The networks' three evidence maps (residual channels, distance, memory) of the trained weights in ``state``,
+    """The networks' three evidence maps (residual channels, distance, memory) of the trained weights in ``state``
+    (networks of the size ``network``),
     with the memory refilled from ``train`` as training does: (maps of the held-out training images that calibrate,
     maps of the test images)."""
     every_map = dataclasses.replace(evidence, residual_weight=1.0, distance_weight=1.0, memory_weight=1.0,
                                     colour_weight=0.0)
-    net = getattr(ganad_plugin.models, model_name)(evidence=every_map).model
+    net = getattr(ganad_plugin.models, model_name)(network=network, evidence=every_map).model
     weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
     weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer.", "colour."))}
     missing, unexpected = net.load_state_dict(weights, strict=False)
@@ -190,6 +218,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["GANomaly", "EGBAD"])
     parser.add_argument("--categories", nargs="*", default=["weave", "flange", "stone", "mesh", "label"])
     parser.add_argument("--variants", nargs="*", default=list(THIRD), choices=list(VARIANTS))
+    parser.add_argument("--training", nargs="*", default=["config"], choices=list(TRAINING),
+                        help="training variants (each a fit of its own); every evidence variant scores each")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="write docs/selection.md and docs/selection.csv")
     args = parser.parse_args()
@@ -197,30 +227,41 @@ def main() -> None:
     done_path = REPO / "results" / "selection" / f"seed{args.seed}" / "scores.csv"
     done = {(r["model"], r["category"], r["variant"]): r for r in read_rows(done_path)}
     rows = []
+    fit_seconds: dict[tuple[str, str], list[float]] = {}
     for category in args.categories:
         validation = build_validation_category(category_root(category), REPO / "results" / "validation" / category,
                                                seed=args.seed)
         train = load_train_images(validation, 10**6, 256)
         test, labels, masks = load_test_set(validation, 10**6, 256)
-        for model_name in args.models:
+        for model_name, training in itertools.product(args.models, args.training):
             out = REPO / "results" / "selection" / f"seed{args.seed}" / model_name.lower() / category
-            ckpt, seconds, _ = train_with_cli(model_name, category, validation.parent, out, seed=args.seed, reuse=True)
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+            if training != "config":  # each training variant in a folder of its own beside the config's
+                out = out / re.sub(r"[^a-z0-9]+", "_", training.lower()).strip("_")
+            ckpt, seconds, metrics = train_with_cli(model_name, category, validation.parent, out, seed=args.seed,
+                                                    settings=TRAINING[training], reuse=True)
+            if "fit_seconds" in metrics:
+                fit_seconds.setdefault((model_name, training), []).append(metrics["fit_seconds"])
+                print(f"{model_name:9s} {category:7s} {training}: fit {metrics['fit_seconds']:.0f} s", flush=True)
+            checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+            state, network = checkpoint["state_dict"], checkpoint["hyper_parameters"]["network"]
             raws: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             colours: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-            for variant in args.variants:
+            for evidence_variant in args.variants:
+                variant = evidence_variant if training == "config" else f"{training}; {evidence_variant}"
                 if (model_name, category, variant) in done:  # scored before on the same checkpoint
                     rows.append(done[(model_name, category, variant)])
                     continue
                 start = time.perf_counter()
-                evidence = dataclasses.replace(Evidence(), **VARIANTS[variant])
+                evidence = dataclasses.replace(Evidence(), **VARIANTS[evidence_variant])
                 key = tuple(getattr(evidence, name) for name in RAW_KEYS)
                 if key not in raws:
-                    cache = out / f"raw_evidence_{'_'.join(map(str, key))}.pt"  # beside its checkpoint
+                    # beside its checkpoint; the default memory size is left out of the name (caches before the
+                    # fourth run were written without it)
+                    cache = out / f"raw_evidence_{'_'.join(map(str, key[:2] if key[2] == 16384 else key))}.pt"
                     if cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime:
                         raws[key] = torch.load(cache)
                     else:
-                        raws[key] = raw_evidence(model_name, state, evidence, train, test)
+                        raws[key] = raw_evidence(model_name, state, network, evidence, train, test)
                         torch.save(raws[key], cache)
                 colour_key = (evidence.colour_sigma_px, evidence.colour_cells)
                 if colour_key not in colours:
@@ -235,6 +276,10 @@ def main() -> None:
                 print(f"{model_name:9s} {category:7s} {variant:52s} image {image:.3f} pixel {pixel:.3f}"
                       f"  ({time.perf_counter() - start:.0f} s)", flush=True)
     table = summary(rows, args.categories)
+    if args.training != ["config"]:
+        table += "\n\nSeconds of each fit (anomalib's timer: training, memory, calibration and validation), per category:\n\n"
+        table += "\n".join(f"- {model} {training}: " + ", ".join(f"{s:.0f}" for s in seconds)
+                            for (model, training), seconds in fit_seconds.items())
     print("\n" + table)
     if args.write:
         write(rows, table, args)
@@ -291,10 +336,13 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(merged.values())
-    command = " ".join(["python benchmarks/selection.py", *sys.argv[1:]])
+    command = shlex.join(["python", "benchmarks/selection.py", *sys.argv[1:]])
     page = docs / "selection.md"
-    runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD}
+    runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD,
+            "selection.py memory size": FOURTH}
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
+    if args.training != ["config"]:
+        block = "selection.py training"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "

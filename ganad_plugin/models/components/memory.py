@@ -17,6 +17,7 @@ what the memory is worth: ``docs/evidence.md``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -106,13 +107,19 @@ def coreset_indices(features: torch.Tensor, size: int, generator: torch.Generato
     if dim > PROJECTION_DIM:
         projection = torch.randn(dim, PROJECTION_DIM, generator=generator) / PROJECTION_DIM**0.5
         features = features @ projection.to(features)
-    squared_norms = (features * features).sum(dim=1)
-    nearest = torch.full((count,), float("inf"), dtype=features.dtype, device=features.device)
-    chosen = torch.empty(size, dtype=torch.long)
     pick = int(torch.randint(count, (1,), generator=generator))
+    # the loop in NumPy: its matrix-vector product and in-place updates cost a quarter of torch's per pick on a CPU
+    # (16,384 picks of 50,000 features: 5 s against 21 s, docs/speed.md)
+    points = features.float().cpu().numpy()
+    squared_norms = np.einsum("ij,ij->i", points, points)
+    nearest = np.full(count, np.inf, dtype=np.float32)
+    distances = np.empty(count, dtype=np.float32)
+    chosen = np.empty(size, dtype=np.int64)
     for i in range(size):
         chosen[i] = pick
-        distances = squared_norms - 2 * (features @ features[pick]) + squared_norms[pick]
-        torch.minimum(nearest, distances, out=nearest)
+        np.dot(points, points[pick], out=distances)
+        distances *= -2
+        distances += squared_norms + squared_norms[pick]
+        np.minimum(nearest, distances, out=nearest)
         pick = int(nearest.argmax())
-    return chosen
+    return torch.from_numpy(chosen)

@@ -145,12 +145,12 @@ class PatchAnomalyModel(nn.Module):
         features, held_out, seen, every_image = [], [], 0, []
         for images in batches:
             every_image.append(images[: max_images - seen])
-            for image in images[: max_images - seen]:
-                if self.memory is None or seen % 4 == 3:
-                    held_out.append(image)
-                else:
-                    features.append(self.memory_features(image[None]).flatten(2).squeeze(0).T)
-                seen += 1
+            images = images[: max_images - seen]
+            to_memory = [i for i in range(len(images)) if self.memory is not None and (seen + i) % 4 != 3]
+            held_out += [images[i] for i in range(len(images)) if i not in to_memory]
+            if to_memory:
+                features.append(self.memory_features(images[to_memory]).permute(0, 2, 3, 1).flatten(0, 2))
+            seen += len(images)
             if seen >= max_images:
                 break
         if not held_out:

@@ -59,14 +59,15 @@ class GANomaly(PatchGanModule, AnomalibModule):
         reconstructions, latent, latent_reconstructed = generator(patches)
 
         # generator: the discriminator's features on real and reconstructed patches should match
-        _, features_real = discriminator(patches)
+        logits_real, features_real = discriminator(patches)
         _, features_fake = discriminator(reconstructions)
         g_losses = self.generator_loss(
             patches, reconstructions, latent, latent_reconstructed, features_real.detach(), features_fake
         )
         self.step(g_losses["total"], g_opt)
 
-        d_loss = self.discriminator_step(d_opt, discriminator(patches)[0], discriminator(reconstructions.detach())[0])
+        # D's pass on the real patches serves both steps (the generator's step leaves D's weights as they were)
+        d_loss = self.discriminator_step(d_opt, logits_real, discriminator(reconstructions.detach())[0])
         output = self.log_losses(batch, generator_loss=g_losses["total"], discriminator_loss=d_loss,
                                  contextual_loss=g_losses["contextual"])
         self.reinitialise_if_collapsed(discriminator, d_loss)
