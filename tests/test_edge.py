@@ -176,3 +176,22 @@ def test_watch_mode_processes_new_files_once_and_skips_those_already_in_results(
     frames = list(watched_folder(inbox, done, poll_interval_s=1.0, stop_after_idle_s=3.0, sleep=sleep_and_deliver))
     assert sorted(Path(frame.name).name for frame in frames) == ["new_001.png", "new_002.png"]
     assert all(frame.image is not None for frame in frames)
+
+
+def test_overlays_are_written_off_the_inference_thread_and_a_failure_names_the_file(tmp_path) -> None:
+    from ganad_plugin.edge.infer import OverlayWriter
+    from ganad_plugin.edge.runtime import ImageResult
+
+    image = np.full((32, 32, 3), 128, np.uint8)
+    result = ImageResult("a.png", 0.9, True, 0.5, 0.5, np.zeros((32, 32), np.float32), np.zeros((32, 32), bool), [])
+    writer = OverlayWriter(depth=2)
+    for index in range(5):  # more than the queue holds: put waits for the writer instead of growing
+        writer.put(tmp_path / "overlays" / f"{index}.png", image, result)
+    writer.close()
+    assert sorted(path.name for path in (tmp_path / "overlays").iterdir()) == [f"{i}.png" for i in range(5)]
+
+    (tmp_path / "not_a_folder").write_text("x")
+    writer = OverlayWriter()
+    writer.put(tmp_path / "not_a_folder" / "b.png", image, result)
+    with pytest.raises(OSError, match="not_a_folder"):
+        writer.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +62,41 @@ def _readable(frames: Source, results, counts: dict[str, int]):
         yield frame
 
 
+class OverlayWriter:
+    """Writes overlay PNGs on a thread of its own, so that drawing and encoding them (as long as an inference at
+    256 x 256) does not stall the next batch. The queue is bounded: a slow disk slows the run instead of filling
+    memory. The first failure (a full disk, a read-only folder) is raised, naming the file, by the next ``put`` or by
+    ``close``."""
+
+    def __init__(self, depth: int = 16) -> None:
+        self.pending: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: OSError | None = None
+        self.thread = threading.Thread(target=self._drain, name="overlay-writer", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while (item := self.pending.get()) is not None:
+            if self.error is None:
+                try:
+                    save_overlay(*item)
+                except OSError as error:
+                    self.error = error
+
+    def put(self, target: Path, image, result) -> None:
+        self.raise_error()
+        self.pending.put((target, image, result))
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread, and raise the first failure."""
+        self.pending.put(None)
+        self.thread.join()
+        self.raise_error()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 def run(args: argparse.Namespace) -> int:
     results_path = args.output / "results.jsonl"
     try:
@@ -90,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             yield frame.name, frame.image
 
     # results are appended and flushed line by line: an interrupted run keeps what it already wrote
+    writer = OverlayWriter()
     with open(results_path, "a", encoding="utf-8") as results:
         try:
             for result in inferencer.predict_stream(pairs(results), batch_size):
@@ -99,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 results.write(json.dumps(result.to_json()) + "\n")
                 results.flush()
                 if overlay_policy == "all" or (overlay_policy == "ng" and result.label):
-                    save_overlay(overlays / frame.overlay_name, frame.image, result)
+                    writer.put(overlays / frame.overlay_name, frame.image, result)
                 done = counts["images"] + counts["errors"]
                 of = f"/{source.total}" if source.total else ""
                 rate = counts["images"] / max(time.perf_counter() - start, 1e-9)
@@ -107,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
                       f"{'NG' if result.label else 'OK'} {result.score:.3f}   ", end="", file=sys.stderr)
         except KeyboardInterrupt:
             print("\ninterrupted; results so far are saved", file=sys.stderr)
+        finally:
+            writer.close()  # the overlays of every result written so far
     elapsed = time.perf_counter() - start
     rate = counts["images"] / elapsed if elapsed > 0 else 0.0
     print(
