@@ -139,6 +139,9 @@ TRAINING: dict[str, tuple[str, ...]] = {
                             "model.network.n_features=16"),
     "24 epochs, width 16, 16 patches": ("trainer.max_epochs=24", "trainer.check_val_every_n_epoch=24",
                                         "model.network.n_features=16", "model.sampling.patches_per_image=16"),
+    "24 epochs, width 16, 16 patches, cosine from 5e-4": (
+        "trainer.max_epochs=24", "trainer.check_val_every_n_epoch=24", "model.network.n_features=16",
+        "model.sampling.patches_per_image=16", "model.optimiser.lr=0.0005", "model.optimiser.schedule=cosine"),
 }
 
 # Every variant as absolute settings over Evidence()'s defaults (the shipped config), so that a score means the

@@ -312,3 +312,13 @@ def test_per_place_colour_statistics_flag_a_colour_that_is_normal_elsewhere_but_
         distances[cells] = float(distance[22:42, 44:52].mean()) / float(distance[22:42, 4:24].mean())
     assert distances[8] > 4  # against the same place's own distribution the red patch is far out
     assert distances[8] > 2 * distances[1]  # the whole image's distribution has seen red
+
+
+def test_learning_rate_schedules_and_a_refused_name() -> None:
+    from ganad_plugin.models.components.settings import AdamSettings
+
+    cosine = AdamSettings(lr=1e-3, schedule="cosine")
+    assert [cosine.rate_at(t) for t in (0.0, 0.5, 1.0, 2.0)] == pytest.approx([1e-3, 5e-4, 0.0, 0.0])
+    assert AdamSettings(lr=1e-3).rate_at(0.9) == 1e-3
+    with pytest.raises(ValueError, match="optimiser.schedule"):
+        AdamSettings(schedule="step")

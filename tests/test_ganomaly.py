@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ganad_plugin.models import Evidence, GANomaly, PatchNetwork, PatchSampling
+from ganad_plugin.models.components.settings import AdamSettings
 from ganad_plugin.models.ganomaly.loss import GeneratorLoss
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
@@ -41,6 +42,24 @@ def test_plain_lightning_fit_lowers_the_reconstruction_loss(tiny_dataset) -> Non
     fit()
     assert reconstruction_error() < 0.97 * before
     assert net.calibrated and bool(net.memory.filled)
+
+
+def test_a_cosine_schedule_lowers_every_optimisers_rate_from_lr_towards_zero_over_the_fit(tiny_dataset) -> None:
+    model = GANomaly(sampling=PatchSampling(patches_per_image=4), optimiser=AdamSettings(lr=1e-3, schedule="cosine"))
+    rates: list[list[float]] = []
+    scheduled = model.on_train_batch_start
+
+    def record(batch, batch_idx: int) -> None:
+        scheduled(batch, batch_idx)
+        rates.append([group["lr"] for optimiser in model.optimizers() for group in optimiser.param_groups])
+
+    model.on_train_batch_start = record
+    fit_briefly(model, tiny_dataset, 3, tiny_dataset.parent / "ganomaly_cosine")[1]()
+    assert len(rates) >= 6 and all(len(set(step)) == 1 for step in rates)  # D and G at the same rate
+    firsts = [step[0] for step in rates]
+    assert firsts[0] == pytest.approx(1e-3)
+    assert all(later < earlier for earlier, later in zip(firsts, firsts[1:], strict=False))
+    assert firsts[-1] < 0.1 * firsts[0]
 
 
 def test_fit_normal_fills_the_memory_from_images_it_does_not_calibrate_on() -> None:

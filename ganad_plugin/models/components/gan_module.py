@@ -183,6 +183,19 @@ class PatchGanModule(NormalImageExportMixin):
             )
         super().on_fit_start()
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Set every optimiser's learning rate for this step (``AdamSettings.schedule``), from the step's place in
+        the fit, so that a resumed run continues the schedule where it stopped."""
+        del batch
+        if self.optimiser.schedule == "constant":
+            return
+        step = self.current_epoch * self.trainer.num_training_batches + batch_idx
+        rate = self.optimiser.rate_at(step / max(self.trainer.estimated_stepping_batches, 1))
+        optimisers = self.optimizers()
+        for optimiser in optimisers if isinstance(optimisers, list) else [optimisers]:
+            for group in optimiser.param_groups:
+                group["lr"] = rate
+
     def on_validation_start(self) -> None:
         if self.trainer.state.fn == "fit":
             self.calibrate_on_training_images()

@@ -6,11 +6,13 @@ config they are nested keys (``--model.evidence.memory_weight 0``; ``evidence: {
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 EVIDENCE_NAMES = ("residual", "distance", "memory", "colour")
+LR_SCHEDULES = ("constant", "cosine")
 # Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
 # was trained (``Evidence.__setstate__``)
 SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1}
@@ -61,11 +63,24 @@ class AdamSettings:
         lr: learning rate.
         beta1: first-moment decay.
         beta2: second-moment decay.
+        schedule: "constant" (DCGAN's), or "cosine": the rate falls from ``lr`` to 0 over the fit's steps.
     """
 
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in LR_SCHEDULES:
+            msg = f"optimiser.schedule must be one of {LR_SCHEDULES}, got {self.schedule!r}"
+            raise ValueError(msg)
+
+    def rate_at(self, progress: float) -> float:
+        """The learning rate at ``progress`` (0 at the first step of a fit, 1 after its last)."""
+        if self.schedule == "cosine":
+            return self.lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return self.lr
 
     @property
     def betas(self) -> tuple[float, float]:
