@@ -262,9 +262,10 @@ def stream_folder(source: Path, count: int, target: Path) -> Path:
     return target
 
 
-def whole_process_rate(command: list[str]) -> float:
+def whole_process_rate(command: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])} failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - start
@@ -284,7 +285,8 @@ def steady_state_rates(xml: Path, source: Path, count: int, work: Path) -> dict[
     for name, command in runs.items():
         for n in folders:
             shutil.rmtree(work / f"out_stream_{n}", ignore_errors=True)  # ganad infer appends to its results
-        seconds = {n: whole_process_rate(command(folder)) for n, folder in folders.items()}
+        # run in the work folder: anomalib's inferencer leaves an openvino_cache/ where it runs
+        seconds = {n: whole_process_rate(command(folder), work) for n, folder in folders.items()}
         rates[name] = count / (seconds[2 * count] - seconds[count])
     return rates
 
