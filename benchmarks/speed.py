@@ -262,7 +262,7 @@ def stream_folder(source: Path, count: int, target: Path) -> Path:
     return target
 
 
-def whole_process_rate(command: list[str], cwd: Path) -> float:
+def whole_process_seconds(command: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -286,7 +286,7 @@ def steady_state_rates(xml: Path, source: Path, count: int, work: Path) -> dict[
         for n in folders:
             shutil.rmtree(work / f"out_stream_{n}", ignore_errors=True)  # ganad infer appends to its results
         # run in the work folder: anomalib's inferencer leaves an openvino_cache/ where it runs
-        seconds = {n: whole_process_rate(command(folder), work) for n, folder in folders.items()}
+        seconds = {n: whole_process_seconds(command(folder), work) for n, folder in folders.items()}
         rates[name] = count / (seconds[2 * count] - seconds[count])
     return rates
 
