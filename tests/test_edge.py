@@ -165,7 +165,7 @@ def test_watch_mode_processes_new_files_once_and_skips_those_already_in_results(
     inbox.mkdir()
     sources = sorted((tiny_dataset / "weave" / "test" / "good").glob("*.png"))
     (inbox / "a.png").write_bytes(sources[0].read_bytes())
-    done = {str(inbox / "a.png")}  # as if a previous run had already written its result
+    done = {(str(inbox / "a.png"), (inbox / "a.png").stat().st_mtime_ns)}  # as if an earlier run had scored it
     arrivals = iter([sources[1], sources[2]])
 
     def sleep_and_deliver(_: float) -> None:  # stands in for time passing while the line drops files

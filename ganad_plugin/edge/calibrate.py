@@ -34,7 +34,7 @@ def calibrate(model: Path, normal: Path, false_alarm_rate: float, batch_size: in
         msg = f"--false-alarm-rate must be between 0 and 1, got {false_alarm_rate}"
         raise ValueError(msg)
     inferencer = EdgeInferencer(model, performance_hint="THROUGHPUT", threshold=np.inf)
-    scores, map_peaks, skipped = [], [], []
+    scores, map_peaks, skipped, non_finite = [], [], [], []
     files = list_images(normal)
     for start in range(0, len(files), batch_size):
         images, names = [], []
@@ -46,10 +46,20 @@ def calibrate(model: Path, normal: Path, false_alarm_rate: float, batch_size: in
                 skipped.append(str(error))
                 print(f"skipped: {error}", file=sys.stderr)
         for result in inferencer.predict_batch(images, names) if images else []:
+            if result.error is not None:
+                non_finite.append(result.path)
+                continue
             scores.append(result.score)
             map_peaks.append(float(result.anomaly_map.max()))
         print(f"\r[{min(start + batch_size, len(files))}/{len(files)}] normal images scored", end="", file=sys.stderr)
     print(file=sys.stderr)
+    if non_finite:
+        # a threshold from such scores would be NaN, and every part would pass or fail by accident
+        msg = (
+            f"the model gave non-finite scores or maps for {len(non_finite)} normal image(s), e.g. {non_finite[0]}: "
+            "no thresholds written (is the model.xml/.bin pair intact? re-export it)"
+        )
+        raise ValueError(msg)
     if not scores:
         msg = f"{normal}: none of the images could be read"
         raise InputError(msg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -23,14 +24,46 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         msg = f"{path}: unsupported extension {path.suffix!r}; expected one of {sorted(IMAGE_SUFFIXES)}"
         raise InputError(msg)
-    if path.stat().st_size == 0:
+    try:
+        data = path.read_bytes()  # one read: the bytes checked below are the bytes decoded
+    except OSError as error:
+        msg = f"{path}: cannot be read ({error.strerror or error})"
+        raise InputError(msg) from error
+    if not data:
         msg = f"{path}: empty file"
         raise InputError(msg)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
+    problem = incomplete(data, path.suffix.lower())
+    if problem:
+        msg = f"{path}: {problem}"
+        raise InputError(msg)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
         msg = f"{path}: not a readable image (corrupt or truncated?)"
         raise InputError(msg)
     return to_rgb(image, str(path))
+
+
+def incomplete(data: bytes, suffix: str) -> str | None:
+    """Why a PNG, JPEG or BMP file's bytes are not a whole image (a truncated file, or one still being written
+    into a pre-allocated space), or None. OpenCV decodes such files partly and only warns."""
+    body = data.rstrip(b"\0")  # a pre-allocating writer fills with zeros what it has not written yet
+    if suffix == ".png":
+        if not body.startswith(b"\x89PNG\r\n\x1a\n"):
+            return "not a PNG file (no PNG signature)"
+        if not body.endswith(b"IEND\xaeB`\x82"):
+            return "truncated PNG (no IEND chunk at the end): the file is incomplete or still being written"
+    elif suffix in (".jpg", ".jpeg"):
+        if not body.startswith(b"\xff\xd8"):
+            return "not a JPEG file (no start-of-image marker)"
+        # FF D9 cannot occur inside the entropy-coded data (FF is stuffed there), so its absence near the end
+        # means the file stops inside the image
+        if b"\xff\xd9" not in body[-1024:]:
+            return "truncated JPEG (no end-of-image marker): the file is incomplete or still being written"
+    elif suffix == ".bmp" and len(data) >= 6:
+        declared = int.from_bytes(data[2:6], "little")
+        if data[:2] == b"BM" and declared > len(data):
+            return f"truncated BMP ({len(data)} of the {declared} bytes its header declares)"
+    return None
 
 
 def to_rgb(image: np.ndarray, name: str = "image", bgr: bool = True) -> np.ndarray:
@@ -52,13 +85,28 @@ def to_rgb(image: np.ndarray, name: str = "image", bgr: bool = True) -> np.ndarr
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
 
 
+def image_paths(folder: Path) -> list[Path]:
+    """Image files under ``folder``, sorted, following symlinked sub-folders (each real folder once, so a link
+    loop ends); files that vanish while listed are left out."""
+    found, visited = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            dirs.clear()
+            continue
+        visited.add(real)
+        dirs.sort()
+        found.extend(Path(root) / name for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(path for path in found if path.is_file())
+
+
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursive), sorted; raises ``InputError`` when there are none."""
+    """Image files under ``folder`` (recursive, symlinked sub-folders too), sorted; ``InputError`` when none."""
     folder = Path(folder)
     if not folder.is_dir():
         msg = f"{folder}: not a folder"
         raise InputError(msg)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_paths(folder)
     if not files:
         msg = f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found"
         raise InputError(msg)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import queue
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +42,14 @@ class ImageResult:
     anomaly_map: np.ndarray = field(repr=False)
     mask: np.ndarray = field(repr=False)
     regions: list[dict]
+    # set when the model gave a non-finite score or map: the image was not really scored, and ``label`` is
+    # True (NG) so that code that reads only the label sends the part to a person instead of passing it
+    error: str | None = None
 
     def to_json(self) -> dict:
+        """The results.jsonl record; an unscored image's record has ``error`` and no score or label."""
+        if self.error is not None:
+            return {"path": self.path, "error": self.error}
         return {
             "path": self.path,
             "score": round(self.score, 6),
@@ -55,34 +64,48 @@ class BatchRunner:
     """Runs [N, 3, H, W] arrays through a compiled ganad-plugin IR -> (scores [N], maps [N, 1, H, W]).
 
     Uses as many parallel infer requests as the compiled model's performance hint calls for (one for LATENCY,
-    one a stream for THROUGHPUT), each taking a consecutive share of the batch.
+    one a stream for THROUGHPUT), each taking a consecutive share of the batch. Safe to call from several
+    threads (two cameras in one process): each call takes a set of requests of its own from a pool.
     """
 
     def __init__(self, compiled: ov.CompiledModel) -> None:
         self.compiled = compiled
         self.jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self.queue = ov.AsyncInferQueue(compiled, self.jobs) if self.jobs > 1 else None
+        self.idle: queue.SimpleQueue[list[ov.InferRequest]] = queue.SimpleQueue()
         self.score_output = compiled.output("pred_score")
         self.map_output = compiled.output("anomaly_map")
 
+    def _requests(self) -> list[ov.InferRequest]:
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            return [self.compiled.create_infer_request() for _ in range(self.jobs)]
+
     def __call__(self, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.queue is None or len(array) == 1:
-            outputs = self.compiled(array)
-            return np.asarray(outputs[self.score_output]).reshape(-1), np.asarray(outputs[self.map_output])
         parts = np.array_split(array, min(len(array), self.jobs))
-        done: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(parts)
+        requests = self._requests()
+        try:
+            for request, part in zip(requests, parts, strict=False):
+                request.start_async({0: np.ascontiguousarray(part)})
+            scores, maps = [], []
+            for request, _ in zip(requests, parts, strict=False):
+                request.wait()
+                scores.append(request.get_tensor(self.score_output).data.reshape(-1).copy())
+                maps.append(request.get_tensor(self.map_output).data.copy())
+        finally:
+            self.idle.put(requests)
+        return np.concatenate(scores), np.concatenate(maps)
 
-        def collect(request: ov.InferRequest, index: int) -> None:
-            done[index] = (
-                request.get_tensor(self.score_output).data.reshape(-1).copy(),
-                request.get_tensor(self.map_output).data.copy(),
-            )
 
-        self.queue.set_callback(collect)
-        for index, part in enumerate(parts):
-            self.queue.start_async({0: np.ascontiguousarray(part)}, userdata=index)
-        self.queue.wait_all()
-        return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])  # type: ignore[index]
+def model_identity(model_xml: Path) -> str:
+    """``sha256:`` and the first 16 hex digits of the hash of the IR's .xml and .bin: which model made a result."""
+    digest = hashlib.sha256()
+    for path in (model_xml, model_xml.with_suffix(".bin")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 class EdgeInferencer:
@@ -129,8 +152,14 @@ class EdgeInferencer:
             )
             raise ModelFormatError(msg)
         shape = model.inputs[0].get_partial_shape()
-        if shape.rank.get_length() != 4 or (shape[1].is_static and shape[1].get_length() != 3):
+        if shape.rank.is_dynamic or shape.rank.get_length() != 4 or (shape[1].is_static and shape[1].get_length() != 3):
             msg = f"{model_xml}: input shape {shape} is not [N, 3, H, W]"
+            raise ModelFormatError(msg)
+        map_shape = model.output("anomaly_map").get_partial_shape()
+        if map_shape.rank.is_dynamic or map_shape.rank.get_length() != 4 or (
+            map_shape[1].is_static and map_shape[1].get_length() != 1
+        ):
+            msg = f"{model_xml}: output anomaly_map has shape {map_shape}; expected [N, 1, H, W]"
             raise ModelFormatError(msg)
         self.fixed_size = (
             (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
@@ -142,21 +171,30 @@ class EdgeInferencer:
         self.threshold, self.pixel_threshold, self.threshold_source = self._thresholds(model_xml, threshold)
         self.min_region_area_px = min_region_area_px
         self.model_path = model_xml
+        self.model_id = model_identity(model_xml)
 
     @staticmethod
     def _thresholds(model_xml: Path, override: float | None) -> tuple[float, float, str]:
         """(image threshold, pixel threshold, where they came from)."""
         if override is not None:
+            if math.isnan(override):
+                msg = "--threshold is NaN; give a number (normalised units, 0.5 is the validation threshold)"
+                raise ModelFormatError(msg)
             return float(override), float(override), "command line"
         sidecar = model_xml.parent / THRESHOLDS_FILE
         if not sidecar.is_file():
             return NORMALISED_THRESHOLD, NORMALISED_THRESHOLD, "validation (stored in the model)"
         try:
             stored = json.loads(sidecar.read_text(encoding="utf-8"))
-            return float(stored["image_threshold"]), float(stored["pixel_threshold"]), str(sidecar)
-        except (ValueError, KeyError, TypeError) as error:
+            thresholds = float(stored["image_threshold"]), float(stored["pixel_threshold"])
+        except (ValueError, KeyError, TypeError, OSError) as error:
             msg = f"{sidecar}: unreadable thresholds ({error!r}); fix or delete it, or rerun 'ganad calibrate'"
             raise ModelFormatError(msg) from error
+        for key, value in zip(("image_threshold", "pixel_threshold"), thresholds, strict=True):
+            if not math.isfinite(value):
+                msg = f"{sidecar}: {key} is {value}, not a finite number; rerun 'ganad calibrate' or delete the file"
+                raise ModelFormatError(msg)
+        return *thresholds, str(sidecar)
 
     def _tensor(self, image_rgb: np.ndarray, name: str) -> np.ndarray:
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
@@ -169,6 +207,11 @@ class EdgeInferencer:
 
     def _result(self, name: str, image_rgb: np.ndarray, score: float, small_map: np.ndarray) -> ImageResult:
         height, width = image_rgb.shape[:2]
+        if not (math.isfinite(score) and np.isfinite(small_map).all()):
+            # fail closed: a part that was not really scored is never labelled OK
+            error = f"{name}: the model gave a non-finite {'score' if not math.isfinite(score) else 'anomaly map'}"
+            empty = np.zeros((height, width), np.float32)
+            return ImageResult(name, score, True, self.threshold, self.pixel_threshold, empty, empty > 0, [], error)
         anomaly_map = cv2.resize(small_map.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
         mask = anomaly_map > self.pixel_threshold
         label = bool(score > self.threshold)

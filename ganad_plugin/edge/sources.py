@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .images import IMAGE_SUFFIXES, InputError, list_images, read_rgb, to_rgb
+from .images import InputError, image_paths, list_images, read_rgb, to_rgb
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
@@ -27,6 +27,7 @@ class Frame:
     overlay_name: Path
     image: np.ndarray | None = None
     error: InputError | None = None
+    file_mtime_ns: int | None = None  # a file's modification time when read (a replaced file is a new image)
 
 
 class Source:
@@ -37,21 +38,36 @@ class Source:
     def __init__(self, frames: Callable[[], Iterator[Frame]], total: int | None) -> None:
         self._frames = frames
         self.total = total
+        self.paths: list[Path] = []  # image files: their paths and the folder they are named relative to
+        self.root: Path | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         return self._frames()
 
 
-def _file_frame(path: Path, root: Path) -> Frame:
+def overlay_name(path: Path, root: Path) -> Path:
+    """The overlay's path relative to the overlay folder: the image's relative path with ``.png`` appended, so
+    that ``a.jpg`` and ``a.png`` get distinct overlays (``a.jpg.png``, ``a.png.png``)."""
     relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+    return relative.with_name(relative.name + ".png")
+
+
+def _file_frame(path: Path, root: Path, mtime_ns: int | None = None) -> Frame:
+    if mtime_ns is None:
+        try:
+            mtime_ns = path.stat().st_mtime_ns
+        except OSError:
+            mtime_ns = None
     try:
-        return Frame(str(path), relative.with_suffix(".png"), image=read_rgb(path))
+        return Frame(str(path), overlay_name(path, root), image=read_rgb(path), file_mtime_ns=mtime_ns)
     except InputError as error:
-        return Frame(str(path), relative.with_suffix(".png"), error=error)
+        return Frame(str(path), overlay_name(path, root), error=error, file_mtime_ns=mtime_ns)
 
 
 def image_files(paths: list[Path], root: Path) -> Source:
-    return Source(lambda: (_file_frame(path, root) for path in paths), len(paths))
+    source = Source(lambda: (_file_frame(path, root) for path in paths), len(paths))
+    source.paths, source.root = paths, root
+    return source
 
 
 def video(capture_target: str | int, name: str, max_frames: int | None = None) -> Source:
@@ -84,38 +100,70 @@ def video(capture_target: str | int, name: str, max_frames: int | None = None) -
     return source
 
 
+def _stat_images(folder: Path) -> dict[Path, tuple[int, int]]:
+    """(size, modification time in ns) of every image file under ``folder`` now; vanished files left out."""
+    stats = {}
+    for path in image_paths(folder):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        stats[path] = (stat.st_size, stat.st_mtime_ns)
+    return stats
+
+
 def watched_folder(
     folder: Path,
-    already_done: set[str],
+    already_scored: set[tuple[str, int | None]],
     poll_interval_s: float = 1.0,
     stop_after_idle_s: float | None = None,
+    give_up_after_s: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Source:
-    """New image files in ``folder`` as they appear (a file counts once its size is the same on two polls, so
-    a half-written file is not read). Files named in ``already_done`` are skipped. Runs until interrupted, or
-    until nothing new has arrived for ``stop_after_idle_s`` seconds."""
+    """New image files in ``folder`` (and its sub-folders, symlinked ones too) as they appear.
+
+    A file is read once its size and modification time are the same on two polls, and it is used only if it
+    is whole (``images.incomplete``): a file still being written, even into a pre-allocated space, waits. A
+    file that stays unreadable for ``give_up_after_s`` is reported as an error frame, once. A file replaced
+    later (a new modification time) is a new image. Files in ``already_scored`` as (path, modification time
+    in ns) are skipped. What is remembered is limited to the files now in the folder. Runs until interrupted,
+    or until nothing new has arrived for ``stop_after_idle_s`` seconds.
+    """
     if not folder.is_dir():
         msg = f"{folder}: not a folder (--watch needs a folder)"
         raise InputError(msg)
+    give_up_polls = max(1, int(np.ceil(give_up_after_s / poll_interval_s)))
 
     def frames() -> Iterator[Frame]:
-        seen_sizes: dict[Path, int] = {}
-        idle_s = 0.0
+        handled = {(Path(path), mtime) for path, mtime in already_scored}
+        previous: dict[Path, tuple[int, int]] = {}
+        failing_since: dict[tuple[Path, int], int] = {}  # (path, mtime) -> poll of its first failed read
+        poll, idle_s = 0, 0.0
         while stop_after_idle_s is None or idle_s < stop_after_idle_s:
-            ready = []
-            for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
-                if str(path) in already_done:
-                    continue
-                size = path.stat().st_size
-                if seen_sizes.get(path) == size:
-                    ready.append(path)
-                seen_sizes[path] = size
-            for path in ready:
-                already_done.add(str(path))
-                yield _file_frame(path, folder)
-            idle_s = 0.0 if ready else idle_s + poll_interval_s
-            if not ready:
-                sleep(poll_interval_s)
+            current = _stat_images(folder)
+            delivered = False
+            for path, (size, mtime) in current.items():
+                if (path, mtime) in handled or previous.get(path) != (size, mtime):
+                    continue  # done already, new, or still changing
+                frame = _file_frame(path, folder, mtime)
+                if frame.error is not None:
+                    first = failing_since.setdefault((path, mtime), poll)
+                    if poll - first < give_up_polls:
+                        continue  # maybe still being written: retry at the next poll
+                    frame.error = InputError(f"{frame.error} (still so after {give_up_after_s:g} s)")
+                handled.add((path, mtime))
+                failing_since.pop((path, mtime), None)
+                delivered = True
+                yield frame
+            # forget what is no longer in the folder (and earlier versions of replaced files)
+            handled = {(path, mtime) for path, mtime in handled if current.get(path, (0, None))[1] == mtime}
+            failing_since = {key: value for key, value in failing_since.items() if key[0] in current}
+            previous = current
+            poll += 1
+            idle_s = 0.0 if delivered or any(
+                (path, stat[1]) not in handled for path, stat in current.items()
+            ) else idle_s + poll_interval_s
+            sleep(poll_interval_s)
 
     source = Source(frames, None)
     source.kind = "watched files"

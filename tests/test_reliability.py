@@ -1,0 +1,348 @@
+"""The edge runtime on a line: no result lost, duplicated or mislabelled under crashes, bad files and full disks.
+
+Most tests use a stand-in IR built with OpenVINO's opset (score = the image's mean, map = its channel mean), so
+they run in seconds and their expected outputs are known exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ganad_plugin.cli import main
+from ganad_plugin.edge import EdgeInferencer, InputError, ModelFormatError
+from ganad_plugin.edge.images import read_rgb
+from ganad_plugin.edge.results import ResultLog, ResultLogError
+from ganad_plugin.edge.sources import watched_folder
+
+
+def stand_in_ir(folder: Path, *, scale: float = 1.0, map_channels: int = 1) -> Path:
+    """An IR with the edge runtime's interface: ``pred_score`` [N] = scale * mean of the image, ``anomaly_map``
+    [N, map_channels, H, W] = scale * its channel mean. ``scale=nan`` makes every output NaN."""
+    import openvino as ov
+
+    opset = ov.opset13
+    image = opset.parameter([-1, 3, 32, 32], np.float32, name="image")
+    scaled = opset.multiply(image, opset.constant(np.float32(scale)))
+    score = opset.reduce_mean(scaled, opset.constant([1, 2, 3]), keep_dims=False)
+    anomaly_map = opset.reduce_mean(scaled, opset.constant([1]), keep_dims=True)
+    if map_channels > 1:
+        anomaly_map = opset.concat([anomaly_map] * map_channels, 1)
+    score.output(0).get_tensor().set_names({"pred_score"})
+    anomaly_map.output(0).get_tensor().set_names({"anomaly_map"})
+    folder.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ov.Model([score, anomaly_map], [image], "stand_in"), folder / "model.xml")
+    return folder / "model.xml"
+
+
+def grey_images(folder: Path, levels: list[int], suffix: str = ".png") -> list[Path]:
+    """One flat 32 x 32 image a level (its score on the stand-in IR is level / 255)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, level in enumerate(levels):
+        path = folder / f"{index:04d}{suffix}"
+        cv2.imwrite(str(path), np.full((32, 32, 3), level, np.uint8))
+        paths.append(path)
+    return paths
+
+
+def strict_lines(path: Path) -> list[dict]:
+    """Every line of a results.jsonl, parsed as strict JSON (the token NaN is refused)."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"non-JSON token {token}")
+
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def infer(model: Path, source: Path, out: Path, *extra: str) -> int:
+    return main(["infer", "--model", str(model), "--input", str(source), "--output", str(out), "--overlays", "none",
+                 *extra])
+
+
+# results.jsonl
+
+
+def test_a_line_cut_short_by_a_crash_is_removed_and_the_rerun_completes_the_log(tmp_path) -> None:
+    model = stand_in_ir(tmp_path / "model")
+    paths = grey_images(tmp_path / "in", [10, 200, 30, 220])
+    out = tmp_path / "out"
+    assert infer(model, tmp_path / "in", out) == 0
+    log = out / "results.jsonl"
+    whole = log.read_bytes()
+    cut = whole.index(b"\n", whole.index(b"\n") + 1) + 1  # two complete lines ...
+    log.write_bytes(whole[:cut] + whole[cut : cut + 25])  # ... and a third cut off mid-write
+    assert infer(model, tmp_path / "in", out) == 0
+    lines = strict_lines(log)
+    assert sorted(line["path"] for line in lines) == sorted(map(str, paths))  # no gaps, no duplicates
+    assert (out / "results.jsonl.partial").read_bytes().startswith(whole[cut : cut + 25])
+
+
+def test_a_rerun_scores_only_new_or_replaced_images_and_rescore_scores_all(tmp_path) -> None:
+    model = stand_in_ir(tmp_path / "model")
+    paths = grey_images(tmp_path / "in", [10, 200])
+    out = tmp_path / "out"
+    assert infer(model, tmp_path / "in", out) == 0
+    assert infer(model, tmp_path / "in", out) == 0
+    assert len(strict_lines(out / "results.jsonl")) == 2
+    cv2.imwrite(str(paths[0]), np.full((32, 32, 3), 250, np.uint8))  # replaced by a new part's image
+    os.utime(paths[0], ns=(time.time_ns(), time.time_ns() + 10**9))
+    grey_images(tmp_path / "more", [40])[0].rename(tmp_path / "in" / "new.png")
+    assert infer(model, tmp_path / "in", out) == 0
+    lines = strict_lines(out / "results.jsonl")
+    assert [Path(line["path"]).name for line in lines[2:]] == ["0000.png", "new.png"]
+    assert lines[2]["label"] is True and lines[0]["label"] is False  # the new image, not the old result
+    assert infer(model, tmp_path / "in", out, "--rescore") == 0
+    assert len(strict_lines(out / "results.jsonl")) == 4 + 3
+
+
+def test_each_line_says_when_and_by_which_model(tmp_path) -> None:
+    model = stand_in_ir(tmp_path / "model")
+    other = stand_in_ir(tmp_path / "other", scale=0.5)
+    grey_images(tmp_path / "in", [100])
+    out = tmp_path / "out"
+    assert infer(model, tmp_path / "in", out) == 0
+    assert infer(other, tmp_path / "in", out) == 0  # another model: the image is scored again
+    first, second = strict_lines(out / "results.jsonl")
+    assert first["model"].startswith("sha256:") and first["model"] != second["model"]
+    assert first["model"] == EdgeInferencer(model).model_id
+    assert time.strptime(first["time"][:19], "%Y-%m-%dT%H:%M:%S")
+    assert first["score"] == pytest.approx(100 / 255, abs=1e-4)
+    assert second["score"] == pytest.approx(50 / 255, abs=1e-4)
+
+
+def test_results_survive_sigkill_at_any_moment_with_no_gaps_or_duplicates(tmp_path) -> None:
+    model = stand_in_ir(tmp_path / "model")
+    paths = grey_images(tmp_path / "in", [index % 256 for index in range(600)])
+    out = tmp_path / "out"
+    log = out / "results.jsonl"
+    command = [sys.executable, "-m", "ganad_plugin.cli", "infer", "--model", str(model), "--input",
+               str(tmp_path / "in"), "--output", str(out), "--batch-size", "1", "--overlays", "none"]
+    kills = 0
+    for lines_before_kill in (40, 150, 330):  # killed mid-run, at a moment set by the log's growth
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if log.is_file() and log.read_bytes().count(b"\n") >= lines_before_kill:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.002)
+        process.wait()
+    assert kills == 3, "a run ended before it could be killed: the test did not test a kill"
+    assert subprocess.run(command, capture_output=True, check=False).returncode == 0
+    names = [line["path"] for line in strict_lines(log)]
+    assert sorted(names) == sorted(map(str, paths))
+
+
+def test_a_full_disk_stops_with_a_clear_error_and_no_half_line(tmp_path, capsys) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux) to stand in for a full disk")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.jsonl").symlink_to("/dev/full")
+    with pytest.raises(ResultLogError, match="results.jsonl: writing the result of 'a.png' failed"):
+        ResultLog(tmp_path / "out" / "results.jsonl").append({"path": "a.png", "score": 0.1})
+    model = stand_in_ir(tmp_path / "model")
+    grey_images(tmp_path / "in", [10, 20])
+    assert infer(model, tmp_path / "in", tmp_path / "out") == 3
+    assert "No space left on device" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_cannot_be_written_is_named(tmp_path, capsys) -> None:
+    model = stand_in_ir(tmp_path / "model")
+    grey_images(tmp_path / "in", [10])
+    (tmp_path / "a_file").write_text("not a folder")
+    assert infer(model, tmp_path / "in", tmp_path / "a_file" / "out") == 2
+    assert "a_file/out: cannot be written" in capsys.readouterr().err
+
+
+def test_overlay_names_that_would_leave_the_output_folder_are_refused(tmp_path) -> None:
+    from ganad_plugin.edge.infer import overlay_target
+
+    assert overlay_target(tmp_path, Path("sub/a.jpg.png")) == tmp_path / "sub" / "a.jpg.png"
+    for escaping in ("../a.png", "sub/../../a.png", "/etc/a.png"):
+        with pytest.raises(InputError, match="outside"):
+            overlay_target(tmp_path, Path(escaping))
+
+
+def test_images_differing_only_in_extension_get_distinct_overlays(tmp_path) -> None:
+    model = stand_in_ir(tmp_path / "model")
+    grey_images(tmp_path / "in", [10], ".png")
+    grey_images(tmp_path / "in", [200], ".jpg")
+    out = tmp_path / "out"
+    assert main(["infer", "--model", str(model), "--input", str(tmp_path / "in"), "--output", str(out)]) == 0
+    assert sorted(path.name for path in (out / "overlays").iterdir()) == ["0000.jpg.png", "0000.png.png"]
+
+
+# non-finite numbers
+
+
+def test_a_non_finite_score_is_never_labelled_ok_nor_written_as_nan(tmp_path) -> None:
+    model = stand_in_ir(tmp_path / "model", scale=float("nan"))
+    grey_images(tmp_path / "in", [10, 20])
+    result = EdgeInferencer(model).predict_array(np.full((32, 32, 3), 10, np.uint8))
+    assert result.label is True and "non-finite" in result.error
+    out = tmp_path / "out"
+    assert infer(model, tmp_path / "in", out) == 1  # nothing was scored
+    lines = strict_lines(out / "results.jsonl")
+    assert len(lines) == 2 and all("non-finite" in line["error"] and "label" not in line for line in lines)
+
+
+def test_calibration_refuses_non_finite_scores_and_the_runtime_refuses_non_finite_thresholds(tmp_path) -> None:
+    from ganad_plugin.edge.calibrate import calibrate
+
+    grey_images(tmp_path / "normal", [10, 20, 30])
+    nan_model = stand_in_ir(tmp_path / "nan_model", scale=float("nan"))
+    with pytest.raises(ValueError, match="non-finite scores"):
+        calibrate(nan_model, tmp_path / "normal", 0.1)
+    assert not (nan_model.parent / "thresholds.json").exists()
+
+    model = stand_in_ir(tmp_path / "model")
+    (model.parent / "thresholds.json").write_text('{"image_threshold": NaN, "pixel_threshold": 0.5}')
+    with pytest.raises(ModelFormatError, match="image_threshold is nan"):
+        EdgeInferencer(model)
+    (model.parent / "thresholds.json").unlink()
+    with pytest.raises(ModelFormatError, match="--threshold is NaN"):
+        EdgeInferencer(model, threshold=float("nan"))
+
+
+def test_an_ir_whose_map_is_not_one_channel_is_refused(tmp_path) -> None:
+    with pytest.raises(ModelFormatError, match="anomaly_map has shape"):
+        EdgeInferencer(stand_in_ir(tmp_path / "model", map_channels=3))
+
+
+# images
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_truncated_or_half_written_image_is_reported_not_scored(tmp_path, suffix) -> None:
+    whole = tmp_path / f"whole{suffix}"
+    cv2.imwrite(str(whole), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = whole.read_bytes()
+    read_rgb(whole)
+    (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) * 2 // 3])
+    (tmp_path / f"preallocated{suffix}").write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))
+    for name in ("cut", "preallocated"):
+        with pytest.raises(InputError, match=f"{name}{suffix}: truncated"):
+            read_rgb(tmp_path / f"{name}{suffix}")
+
+
+# the batch runner
+
+
+def test_two_threads_sharing_one_inferencer_each_get_their_own_results(tmp_path) -> None:
+    inferencer = EdgeInferencer(stand_in_ir(tmp_path / "model"), performance_hint="THROUGHPUT")
+    failures: list[str] = []
+
+    def camera(level: int) -> None:
+        images = [np.full((32, 32, 3), level + offset, np.uint8) for offset in range(4)]
+        for _ in range(150):
+            scores = [result.score for result in inferencer.predict_batch(images)]
+            if not np.allclose(scores, [(level + offset) / 255 for offset in range(4)], atol=1e-5):
+                failures.append(f"camera {level} got {scores}")
+                return
+
+    threads = [threading.Thread(target=camera, args=(level,)) for level in (20, 120, 220)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert inferencer.runner.jobs > 1, "THROUGHPUT should split a batch over parallel requests here"
+    assert not failures, failures[0] if failures else ""
+
+
+# --watch
+
+
+class Line:
+    """Stands in for time passing in ``watched_folder``: each poll's sleep runs the next scripted event."""
+
+    def __init__(self, events: list) -> None:
+        self.events = list(events)
+
+    def __call__(self, _: float) -> None:
+        if self.events:
+            self.events.pop(0)()
+
+
+def _png(level: int) -> bytes:
+    return cv2.imencode(".png", np.full((32, 32, 3), level, np.uint8))[1].tobytes()
+
+
+def _touch(path: Path, seconds: int) -> None:
+    os.utime(path, ns=(seconds * 10**9, seconds * 10**9))
+
+
+def test_watch_waits_for_half_written_and_preallocated_files(tmp_path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    data = _png(100)
+    half, pre = inbox / "half.png", inbox / "pre.png"
+
+    def start() -> None:
+        half.write_bytes(data[: len(data) // 2])
+        pre.write_bytes(bytes(len(data)))  # a writer that reserves the size first
+
+    def stall() -> None:  # nothing is written for two polls: same size and time, still incomplete
+        _touch(half, 1000)
+        _touch(pre, 1000)
+
+    def finish() -> None:
+        half.write_bytes(data)
+        pre.write_bytes(data)
+        _touch(half, 2000)
+        _touch(pre, 2000)
+
+    line = Line([start, stall, lambda: None, lambda: None, finish])
+    frames = list(watched_folder(inbox, set(), 1.0, stop_after_idle_s=3.0, give_up_after_s=30.0, sleep=line))
+    assert sorted(Path(frame.name).name for frame in frames) == ["half.png", "pre.png"]
+    assert all(frame.error is None and frame.image is not None for frame in frames)
+
+
+def test_watch_reports_a_file_that_stays_unreadable_once_then_retries_it_when_replaced(tmp_path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bad = inbox / "bad.png"
+
+    def drop_bad() -> None:
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+        _touch(bad, 1000)
+
+    def fix() -> None:
+        bad.write_bytes(_png(50))
+        _touch(bad, 2000)
+
+    line = Line([drop_bad, *[lambda: None] * 6, fix])
+    frames = list(watched_folder(inbox, set(), 1.0, stop_after_idle_s=3.0, give_up_after_s=3.0, sleep=line))
+    assert [frame.error is None for frame in frames] == [False, True]
+    assert "still so after 3 s" in str(frames[0].error)
+
+
+def test_watch_survives_vanishing_files_follows_symlinked_folders_and_skips_scored_ones(tmp_path) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "cam1").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (inbox / "cam2").symlink_to(elsewhere, target_is_directory=True)
+    (inbox / "cam2" / "loop").symlink_to(inbox, target_is_directory=True)  # a link loop ends
+    done = inbox / "cam1" / "done.png"
+    done.write_bytes(_png(10))
+    scored = {(str(done), done.stat().st_mtime_ns)}
+
+    def arrive() -> None:
+        (inbox / "cam1" / "gone.png").write_bytes(_png(20))
+        (elsewhere / "linked.png").write_bytes(_png(30))
+
+    line = Line([arrive, lambda: (inbox / "cam1" / "gone.png").unlink()])
+    frames = list(watched_folder(inbox, scored, 1.0, stop_after_idle_s=3.0, sleep=line))
+    assert [Path(frame.name).relative_to(inbox).as_posix() for frame in frames] == ["cam2/linked.png"]
