@@ -55,6 +55,25 @@ def test_int8_export_reports_its_accuracy_and_is_refused_beyond_max_drop(exporte
     assert np.isfinite(result.score) and np.isfinite(result.anomaly_map).all()
 
 
+def test_int8_export_works_on_a_line_with_only_good_parts(exported_ganomaly, tiny_dataset, tmp_path) -> None:
+    import shutil
+
+    line = tmp_path / "data" / "weave"
+    shutil.copytree(tiny_dataset / "weave" / "train", line / "train")
+    shutil.copytree(tiny_dataset / "weave" / "test" / "good", line / "test" / "good")
+    run_cli([ANOMALIB, "export", "--model", "ganad_plugin.models.GANomaly", "--export_type", "openvino",
+             "--ckpt_path", str(exported_ganomaly["checkpoint"]), "--compression_type", "INT8_PTQ",
+             "--data", "anomalib.data.MVTecAD", "--data.root", str(tmp_path / "data"), "--data.category", "weave",
+             "--data.num_workers", "0", "--max_drop", "0.34", "--default_root_dir", str(tmp_path / "export")],
+            cwd=REPO, log=tmp_path / "export.log")
+    report = json.loads(next(tmp_path.rglob("quantisation_report.json")).read_text())
+    # no AUROC without defects: the labels and masks at the stored threshold are compared instead
+    assert report["accepted"] is True and report["compared_on"].startswith("OK/NG labels")
+    assert report["test_images"] == 3 and 0.0 <= report["image_label_changes"] <= 0.34
+    assert EdgeInferencer(next(tmp_path.rglob("model.xml"))).predict_file(
+        next((line / "test" / "good").glob("*.png"))).error is None
+
+
 def test_int8_keeps_the_memory_distance_arithmetic_in_float() -> None:
     import openvino as ov
     import torch

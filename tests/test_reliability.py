@@ -346,3 +346,42 @@ def test_watch_survives_vanishing_files_follows_symlinked_folders_and_skips_scor
     line = Line([arrive, lambda: (inbox / "cam1" / "gone.png").unlink()])
     frames = list(watched_folder(inbox, scored, 1.0, stop_after_idle_s=3.0, sleep=line))
     assert [Path(frame.name).relative_to(inbox).as_posix() for frame in frames] == ["cam2/linked.png"]
+
+
+# training
+
+
+def test_a_fit_shorter_than_the_validation_interval_still_ends_calibrated_with_a_checkpoint(tiny_dataset, tmp_path):
+    import torch
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+
+    from ganad_plugin.models import GANomaly
+    from ganad_plugin.models import PatchNetwork, PatchSampling
+
+    model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4))
+    with pytest.raises(RuntimeError, match="GANomaly: cannot export: the model is not calibrated"):
+        model.to_openvino(tmp_path / "never")
+    datamodule = MVTecAD(root=tiny_dataset, category="weave", train_batch_size=4, eval_batch_size=4, num_workers=0,
+                         val_split_mode="synthetic", val_split_ratio=0.25)
+    engine = Engine(max_epochs=2, check_val_every_n_epoch=40, logger=False, enable_progress_bar=False,
+                    default_root_dir=tmp_path)
+    engine.fit(model=model, datamodule=datamodule)
+    assert model.model.calibrated
+    checkpoint = torch.load(next(tmp_path.rglob("*.ckpt")), map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 1  # saved after the last epoch's validation
+    assert bool(checkpoint["state_dict"]["model.scorer.calibration.calibrated"])
+    threshold = checkpoint["state_dict"]["post_processor._image_threshold"]
+    assert torch.isfinite(threshold).all()
+
+
+def test_testing_an_uncalibrated_model_fails_with_the_reason(tiny_dataset, tmp_path) -> None:
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+
+    from ganad_plugin.models import EGBAD
+
+    datamodule = MVTecAD(root=tiny_dataset, category="weave", eval_batch_size=4, num_workers=0)
+    engine = Engine(logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="EGBAD: cannot test: the model is not calibrated"):
+        engine.test(model=EGBAD(), datamodule=datamodule)

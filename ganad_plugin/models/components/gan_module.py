@@ -196,27 +196,32 @@ class PatchGanModule(NormalImageExportMixin):
             for group in optimiser.param_groups:
                 group["lr"] = rate
 
+    def on_train_epoch_start(self) -> None:
+        """Make the last epoch end with a validation, whatever ``check_val_every_n_epoch`` says: the memory, the
+        evidence scales and the thresholds are set there, and the checkpoint written after it."""
+        trainer = self.trainer
+        every = trainer.check_val_every_n_epoch
+        epoch = trainer.current_epoch + 1
+        if epoch == trainer.max_epochs and every is not None and epoch % every != 0:
+            logger.info(
+                "%s: epoch %d is the last and check_val_every_n_epoch=%d would skip its validation; validating after "
+                "it, so that the model is calibrated and its thresholds set", type(self).__name__, epoch, every,
+            )
+            trainer.check_val_every_n_epoch = 1
+        super().on_train_epoch_start()
+
     def on_validation_start(self) -> None:
         if self.trainer.state.fn == "fit":
             self.calibrate_on_training_images()
         super().on_validation_start()
 
     def on_test_start(self) -> None:
-        self.warn_if_uncalibrated()
+        self.require_calibration("test")
         super().on_test_start()
 
     def on_predict_start(self) -> None:
-        self.warn_if_uncalibrated()
+        self.require_calibration("predict")
         super().on_predict_start()
-
-    def warn_if_uncalibrated(self) -> None:
-        if not self.model.calibrated:
-            logger.warning(
-                "%s has no feature memory or evidence scales yet: they are set from normal training images at the "
-                "validation that ends training (keep check_val_every_n_epoch <= max_epochs, or load a trained "
-                "checkpoint with --ckpt_path). Scores and maps of this model mean little.",
-                type(self).__name__,
-            )
 
     @torch.no_grad()
     def calibrate_on_training_images(self) -> None:
