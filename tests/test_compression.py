@@ -78,8 +78,8 @@ def test_int8_keeps_the_memory_distance_arithmetic_in_float() -> None:
     import openvino as ov
     import torch
 
-    from ganad_plugin.models.components.memory import FeatureMemory
     from ganad_plugin.models.components.export import FLOAT_TYPES
+    from ganad_plugin.models.components.memory import FeatureMemory
 
     memory = FeatureMemory(dim=8, size=64)
     memory.fit(torch.randn(100, 8))

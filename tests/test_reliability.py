@@ -356,8 +356,7 @@ def test_a_fit_shorter_than_the_validation_interval_still_ends_calibrated_with_a
     from anomalib.data import MVTecAD
     from anomalib.engine import Engine
 
-    from ganad_plugin.models import GANomaly
-    from ganad_plugin.models import PatchNetwork, PatchSampling
+    from ganad_plugin.models import GANomaly, PatchNetwork, PatchSampling
 
     model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4))
     with pytest.raises(RuntimeError, match="GANomaly: cannot export: the model is not calibrated"):

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+
 class GaussianSmoothing(nn.Module):
     """Separable Gaussian blur of each channel, reflect-padded to keep the size.
 
