@@ -10,16 +10,70 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 ANOMALIB_SUBCOMMANDS = {"train", "test", "predict", "export", "fit", "validate", "benchmark", "install"}
+DATA_SUBCOMMANDS = {"train", "fit", "test", "validate"}
+DATA_KEYS = {"--data", "--data.class_path", "--data.root", "--data.category", "--data.init_args.root",
+             "--data.init_args.category"}
+
+
+def data_folder(argv: list[str]) -> Path | None:
+    """The MVTec-style category folder that ``argv`` (its ``--config`` files, then its ``--data.*`` arguments)
+    trains on, or None when the data is not anomalib's ``MVTecAD``."""
+    import yaml
+
+    section: dict = {}
+    given: dict[str, str] = {}
+    index = 0
+    while index < len(argv):
+        key, has_value, value = argv[index].partition("=")
+        if not has_value and key in ({"--config", "-c"} | DATA_KEYS) and index + 1 < len(argv):
+            value = argv[index + 1]
+            index += 1
+        if key in ("--config", "-c"):
+            loaded = yaml.safe_load(Path(value).read_text(encoding="utf-8")) if Path(value).is_file() else None
+            section = (loaded or {}).get("data", section) if isinstance(loaded, dict) else section
+        elif key == "--data" and value.endswith((".yaml", ".yml")) and Path(value).is_file():
+            section = yaml.safe_load(Path(value).read_text(encoding="utf-8")) or {}
+        elif key in DATA_KEYS:
+            given[key.replace(".init_args", "").replace("--data.class_path", "--data")] = value
+        index += 1
+    if isinstance(section, str):
+        section = {"class_path": section}
+    init = section.get("init_args", {}) or {}
+    class_path = given.get("--data", section.get("class_path", ""))
+    if str(class_path).split(".")[-1] != "MVTecAD":
+        return None
+    root = given.get("--data.root", init.get("root", "./datasets/MVTecAD"))
+    category = given.get("--data.category", init.get("category", "bottle"))
+    return Path(root) / str(category)
+
+
+def check_data_folder(argv: list[str]) -> int:
+    """Refuse a missing category folder or a defective test image without its mask before anomalib starts (it
+    would try to download MVTec AD, or fail with an error that names neither); 0 when all is well."""
+    from ganad_plugin.models.components.inputs import TrainingInputError, mvtec_layout
+
+    try:
+        folder = data_folder(argv)
+        if folder is not None:
+            mvtec_layout(folder)
+    except TrainingInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ANOMALIB_SUBCOMMANDS:
+        if argv[0] in DATA_SUBCOMMANDS and "--help" not in argv and (status := check_data_folder(argv[1:])):
+            return status
         # imported here, not at the top: ``ganad infer`` must run where torch and anomalib are not installed
-        import ganad_plugin.models  # noqa: F401  registers the plugin's models
         from anomalib.cli.cli import main as anomalib_main
+
+        import ganad_plugin.models  # noqa: F401  registers the plugin's models
 
         sys.argv = ["ganad", *argv]
         anomalib_main()

@@ -384,3 +384,73 @@ def test_testing_an_uncalibrated_model_fails_with_the_reason(tiny_dataset, tmp_p
     engine = Engine(logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
     with pytest.raises(RuntimeError, match="EGBAD: cannot test: the model is not calibrated"):
         engine.test(model=EGBAD(), datamodule=datamodule)
+
+
+# training inputs
+
+
+def _category_copy(tiny_dataset: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(tiny_dataset / "weave", tmp_path / "data" / "weave")
+    return tmp_path / "data" / "weave"
+
+
+def test_a_missing_category_or_mask_is_named_before_anomalib_starts(tiny_dataset, tmp_path, capsys) -> None:
+    config = Path(__file__).resolve().parents[1] / "configs" / "ganomaly.yaml"
+    train = ["train", "--config", str(config), "--data.root", str(tmp_path / "data")]
+    assert main([*train, "--data.category", "nothing_here"]) == 2
+    assert "nothing_here: no such category folder" in capsys.readouterr().err
+    category = _category_copy(tiny_dataset, tmp_path)
+    mask = next((category / "ground_truth").rglob("*_mask.png"))
+    mask.unlink()
+    assert main([*train, "--data.category", "weave"]) == 2
+    assert f"without its mask {mask}" in capsys.readouterr().err
+    (category / "train" / "good").rename(category / "train" / "elsewhere")
+    assert main(["fit", "--model", "EGBAD", "--data", "anomalib.data.MVTecAD", f"--data.root={tmp_path / 'data'}",
+                 "--data.category", "weave"]) == 2
+    assert "train/good: no training images" in capsys.readouterr().err
+
+
+def test_unusable_training_files_are_refused_by_name_and_conversions_noted(tmp_path) -> None:
+    from ganad_plugin.models.components.inputs import TrainingInputError, check_images
+
+    good = grey_images(tmp_path / "good", [100, 110])
+    bad = {
+        "empty.png": b"",
+        "corrupt.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 + b"IEND\xaeB`\x82",
+        "cut.jpg": cv2.imencode(".jpg", np.full((64, 64, 3), 90, np.uint8))[1].tobytes()[:300],
+    }
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(TrainingInputError, match=name):
+            check_images([(good[0], None), (tmp_path / name, None)], 16)
+    cv2.imwrite(str(tmp_path / "deep.png"), np.full((32, 32), 40000, np.uint16))
+    with pytest.raises(TrainingInputError, match="deep.png: image has uint16 pixels"):
+        check_images([(tmp_path / "deep.png", None)], 16)
+    cv2.imwrite(str(tmp_path / "mask.png"), np.zeros((16, 16), np.uint8))
+    with pytest.raises(TrainingInputError, match="mask.png: mask is 16x16 px but its image .*0000.png is 32x32"):
+        check_images([(good[0], tmp_path / "mask.png")], 16)
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((20, 20), 50, np.uint8))
+    cv2.imwrite(str(tmp_path / "alpha.png"), np.full((32, 32, 4), 50, np.uint8))
+    notes = check_images([(good[0], None), (tmp_path / "grey.png", None), (tmp_path / "alpha.png", None)], 24)
+    assert any("1 colour, 1 colour with alpha, 1 grey" in note for note in notes)
+    assert any("below 24 px" in note and "grey.png 20x20" in note for note in notes)
+
+
+def test_a_corrupt_training_image_stops_the_fit_before_its_first_step(tiny_dataset, tmp_path) -> None:
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+
+    from ganad_plugin.models import GANomaly, PatchNetwork
+    from ganad_plugin.models.components.inputs import TrainingInputError
+
+    category = _category_copy(tiny_dataset, tmp_path)
+    broken = sorted((category / "train" / "good").glob("*.png"))[3]
+    broken.write_bytes(broken.read_bytes()[:200])  # cut short, as by a failed copy
+    model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16))
+    datamodule = MVTecAD(root=category.parent, category="weave", num_workers=0, val_split_mode="synthetic")
+    engine = Engine(max_epochs=1, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    with pytest.raises(TrainingInputError, match=f"{broken.name}: image is unusable: truncated PNG"):
+        engine.fit(model=model, datamodule=datamodule)
+    assert engine.trainer.global_step == 0

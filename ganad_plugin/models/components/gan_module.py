@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +29,7 @@ from torchvision.transforms.v2 import Resize
 
 from .blocks import init_dcgan_weights
 from .export import NormalImageExportMixin
+from .inputs import check_category
 from .losses import DiscriminatorLoss
 from .patches import check_image_fits, random_patches
 from .post_processing import LinePostProcessor
@@ -181,7 +183,21 @@ class PatchGanModule(NormalImageExportMixin):
                 "training images only: --data.val_split_mode synthetic (as configs/ do).",
                 type(self).__name__, split.rsplit(".", 1)[-1],
             )
+        self.check_inputs()
         super().on_fit_start()
+
+    def check_inputs(self) -> None:
+        """Read every image and mask of the category once before training (``inputs.check_category``): an unusable
+        file stops the run here, naming it; conversions anomalib will make are logged."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return  # dataloaders given directly: nothing to list the files by
+        size = getattr(self.pre_processor.transform, "size", None) if self.pre_processor is not None else None
+        started = time.perf_counter()
+        notes = check_category(datamodule, min(size) if size else DEFAULT_IMAGE_SIZE[0])
+        for note in notes:
+            logger.warning("%s: %s", type(self).__name__, note)
+        logger.info("inputs checked in %.1f s", time.perf_counter() - started)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Set every optimiser's learning rate for this step (``AdamSettings.schedule``), from the step's place in
