@@ -51,14 +51,15 @@ def data_folder(argv: list[str]) -> Path | None:
 
 
 def check_data_folder(argv: list[str]) -> int:
-    """Refuse a missing category folder or a defective test image without its mask before anomalib starts (it
-    would try to download MVTec AD, or fail with an error that names neither); 0 when all is well."""
-    from ganad_plugin.models.components.inputs import TrainingInputError, mvtec_layout
+    """Refuse a missing category folder, a defective test image without its mask and an unusable image or mask
+    before anomalib starts (it would try to download MVTec AD, or fail with an error that names no file, some of
+    them while it sets up the data, before a model can check); 0 when all is well."""
+    from ganad_plugin.models.components.inputs import TrainingInputError, check_images, mvtec_layout
 
     try:
         folder = data_folder(argv)
         if folder is not None:
-            mvtec_layout(folder)
+            check_images(mvtec_layout(folder), smallest_side_px=0)  # the notes are the model's to log
     except TrainingInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

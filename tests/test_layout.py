@@ -40,14 +40,22 @@ def plugin_imports(path: Path) -> set[str]:
 GRAPH = {module_name(path): plugin_imports(path) for path in PACKAGE.rglob("*.py")}
 
 
-def test_the_edge_imports_nothing_from_the_models_and_the_models_nothing_from_the_edge() -> None:
+# the edge's pure helpers that training may use (STYLE.md): reading image files, nothing of the runtime
+EDGE_HELPERS = {"ganad_plugin.edge.images"}
+
+
+def test_the_edge_imports_nothing_from_the_models_and_the_models_only_its_pure_helpers() -> None:
     for module, imports in GRAPH.items():
         if module.startswith("ganad_plugin.edge"):
             outside = {name for name in imports if not name.startswith("ganad_plugin.edge")}
             assert not outside, f"{module} (edge) imports {outside}"
         if module.startswith("ganad_plugin.models"):
-            edge = {name for name in imports if name.startswith("ganad_plugin.edge")}
+            edge = {name for name in imports if name.startswith("ganad_plugin.edge")} - EDGE_HELPERS
             assert not edge, f"{module} (models) imports {edge}"
+    for helper in EDGE_HELPERS:
+        assert not GRAPH[helper], f"{helper} must stay free of the runtime: it imports {GRAPH[helper]}"
+        source = (REPO / (helper.replace(".", "/") + ".py")).read_text()
+        assert "openvino" not in source, f"{helper} must not import OpenVINO"
 
 
 def test_no_import_cycle_in_the_package() -> None:

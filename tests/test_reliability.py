@@ -1,7 +1,7 @@
 """The edge runtime on a line: no result lost, duplicated or mislabelled under crashes, bad files and full disks.
 
-Most tests use a stand-in IR built with OpenVINO's opset (score = the image's mean, map = its channel mean), so
-they run in seconds and their expected outputs are known exactly.
+Most tests use the stand-in IR (``ganad_plugin.edge.stand_in``: score = the image's mean, map = its channel
+mean), so they run in seconds and their expected outputs are known exactly.
 """
 
 from __future__ import annotations
@@ -24,25 +24,7 @@ from ganad_plugin.edge import EdgeInferencer, InputError, ModelFormatError
 from ganad_plugin.edge.images import read_rgb
 from ganad_plugin.edge.results import ResultLog, ResultLogError
 from ganad_plugin.edge.sources import watched_folder
-
-
-def stand_in_ir(folder: Path, *, scale: float = 1.0, map_channels: int = 1) -> Path:
-    """An IR with the edge runtime's interface: ``pred_score`` [N] = scale * mean of the image, ``anomaly_map``
-    [N, map_channels, H, W] = scale * its channel mean. ``scale=nan`` makes every output NaN."""
-    import openvino as ov
-
-    opset = ov.opset13
-    image = opset.parameter([-1, 3, 32, 32], np.float32, name="image")
-    scaled = opset.multiply(image, opset.constant(np.float32(scale)))
-    score = opset.reduce_mean(scaled, opset.constant([1, 2, 3]), keep_dims=False)
-    anomaly_map = opset.reduce_mean(scaled, opset.constant([1]), keep_dims=True)
-    if map_channels > 1:
-        anomaly_map = opset.concat([anomaly_map] * map_channels, 1)
-    score.output(0).get_tensor().set_names({"pred_score"})
-    anomaly_map.output(0).get_tensor().set_names({"anomaly_map"})
-    folder.mkdir(parents=True, exist_ok=True)
-    ov.save_model(ov.Model([score, anomaly_map], [image], "stand_in"), folder / "model.xml")
-    return folder / "model.xml"
+from ganad_plugin.edge.stand_in import stand_in_ir
 
 
 def grey_images(folder: Path, levels: list[int], suffix: str = ".png") -> list[Path]:
@@ -438,7 +420,7 @@ def test_unusable_training_files_are_refused_by_name_and_conversions_noted(tmp_p
     assert any("below 24 px" in note and "grey.png 20x20" in note for note in notes)
 
 
-def test_a_corrupt_training_image_stops_the_fit_before_its_first_step(tiny_dataset, tmp_path) -> None:
+def test_an_unusable_training_image_stops_the_run_before_its_first_step(tiny_dataset, tmp_path, capsys) -> None:
     from anomalib.data import MVTecAD
     from anomalib.engine import Engine
 
@@ -446,11 +428,119 @@ def test_a_corrupt_training_image_stops_the_fit_before_its_first_step(tiny_datas
     from ganad_plugin.models.components.inputs import TrainingInputError
 
     category = _category_copy(tiny_dataset, tmp_path)
-    broken = sorted((category / "train" / "good").glob("*.png"))[3]
-    broken.write_bytes(broken.read_bytes()[:200])  # cut short, as by a failed copy
+    images = sorted((category / "train" / "good").glob("*.png"))
+    original = images[3].read_bytes()
+    images[3].write_bytes(original[:200])  # cut short, as by a failed copy
+    # through ganad: refused before anomalib starts (anomalib reads some images while it sets up the data)
+    assert main(["train", "--model", "GANomaly", "--data", "anomalib.data.MVTecAD", "--data.root",
+                 str(category.parent), "--data.category", "weave"]) == 2
+    assert f"{images[3].name}: image is unusable: truncated PNG" in capsys.readouterr().err
+    # through the Engine: a 16-bit image (which anomalib's reader would clip to white) stops the fit at its start
+    images[3].write_bytes(original)
+    cv2.imwrite(str(images[5]), np.full((256, 256), 30000, np.uint16))
     model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16))
     datamodule = MVTecAD(root=category.parent, category="weave", num_workers=0, val_split_mode="synthetic")
     engine = Engine(max_epochs=1, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
-    with pytest.raises(TrainingInputError, match=f"{broken.name}: image is unusable: truncated PNG"):
+    with pytest.raises(TrainingInputError, match=f"{images[5].name}: image has uint16 pixels"):
         engine.fit(model=model, datamodule=datamodule)
     assert engine.trainer.global_step == 0
+
+
+# checkpoints are data
+
+
+@pytest.mark.parametrize("name", ["GANomaly", "EGBAD", "AnoGAN"])
+def test_every_hyper_parameter_survives_weights_only_loading(name, tmp_path) -> None:
+    import dataclasses
+
+    import lightning
+    import torch
+
+    from ganad_plugin import models
+
+    changed = {
+        "network": models.PatchNetwork(patch_size=16, n_features=8, latent_dim=24),
+        "evidence": dataclasses.replace(models.Evidence(), memory_weight=1.5, memory_size=512, score_top_fraction=0.01),
+        "sampling": models.PatchSampling(patches_per_image=6),
+        "optimiser": models.AdamSettings(lr=1e-3, schedule="cosine"),
+    }
+    model = getattr(models, name)(**changed)
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": lightning.__version__}, path)
+    assert torch.load(path, weights_only=True)["hyper_parameters"]["network"] == changed["network"]
+    loaded = getattr(models, name).load_from_checkpoint(path, weights_only=True)
+    assert dict(loaded.hparams) == dict(model.hparams)
+    for key, value in changed.items():
+        assert getattr(loaded, key, loaded.hparams[key]) == value
+
+
+# training faults
+
+
+def test_a_non_finite_loss_stops_the_fit_naming_the_step_and_keeps_the_last_checkpoint(tiny_dataset, tmp_path):
+    import torch
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+    from lightning.pytorch import Callback
+
+    from ganad_plugin.models import EGBAD, PatchNetwork, PatchSampling
+
+    class BreakTheGenerator(Callback):  # as a learning rate far too high would, in the second epoch
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            if trainer.current_epoch == 1:
+                with torch.no_grad():
+                    next(pl_module.model.generator.parameters()).fill_(float("nan"))
+
+    model = EGBAD(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4))
+    datamodule = MVTecAD(root=tiny_dataset, category="weave", train_batch_size=4, eval_batch_size=4, num_workers=0,
+                         val_split_mode="synthetic", val_split_ratio=0.25)
+    engine = Engine(max_epochs=3, check_val_every_n_epoch=1, logger=False, enable_progress_bar=False,
+                    default_root_dir=tmp_path, callbacks=[BreakTheGenerator()])
+    with pytest.raises(FloatingPointError, match=r"training diverged at step \d+: \w+_loss is nan"):
+        engine.fit(model=model, datamodule=datamodule)
+    checkpoints = list(tmp_path.rglob("*.ckpt"))
+    assert checkpoints, "the first epoch's checkpoint is gone"
+    state = torch.load(checkpoints[0], map_location="cpu", weights_only=True)
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
+def test_the_same_seed_gives_the_same_scores(tiny_dataset, tmp_path) -> None:
+    import torch
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+    from lightning.pytorch import seed_everything
+
+    from ganad_plugin.models import GANomaly, PatchNetwork, PatchSampling
+
+    def fit_and_score(run: str) -> torch.Tensor:
+        seed_everything(7)
+        model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4))
+        datamodule = MVTecAD(root=tiny_dataset, category="weave", train_batch_size=4, eval_batch_size=9,
+                             num_workers=0, val_split_mode="synthetic", val_split_ratio=0.25, seed=0)
+        engine = Engine(max_epochs=2, logger=False, enable_progress_bar=False, default_root_dir=tmp_path / run)
+        engine.fit(model=model, datamodule=datamodule)
+        datamodule.setup("test")
+        batch = next(iter(datamodule.test_dataloader()))
+        with torch.no_grad():
+            return model.eval().model(model.pre_processor.transform(batch.image)).pred_score
+
+    first, second = fit_and_score("first"), fit_and_score("second")
+    assert torch.equal(first, second), (first - second).abs().max()
+
+
+# under load
+
+
+def test_the_stream_benchmark_loses_and_duplicates_nothing_at_a_small_count(tmp_path) -> None:
+    """``benchmarks/stream.py`` at 300 images (the 5,000-image figures in docs/reliability.md come from the same
+    command): SIGKILLs in a folder run and a --watch run with slow, unreadable, vanishing and replaced files."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "stream.py"
+    result = subprocess.run([sys.executable, str(script), "--images", "300", "--kills", "2", "--out", str(tmp_path)],
+                            capture_output=True, text=True, check=False, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    folder = json.loads(result.stdout.split("folder: ", 1)[1].splitlines()[0])
+    watch = json.loads(result.stdout.split("watch:  ", 1)[1].splitlines()[0])
+    assert folder["kills"] == 2 and folder["lines"] == 300 and folder["lost"] == folder["duplicates"] == 0
+    assert watch["kills"] == 1 and watch["lost"] == watch["duplicates"] == 0 and watch["invalid_lines"] == 0
+    assert watch["garbage_reported"] == watch["garbage"] and watch["replaced_scored_twice"] == watch["replaced"]
