@@ -544,3 +544,54 @@ def test_the_stream_benchmark_loses_and_duplicates_nothing_at_a_small_count(tmp_
     assert folder["kills"] == 2 and folder["lines"] == 300 and folder["lost"] == folder["duplicates"] == 0
     assert watch["kills"] == 1 and watch["lost"] == watch["duplicates"] == 0 and watch["invalid_lines"] == 0
     assert watch["garbage_reported"] == watch["garbage"] and watch["replaced_scored_twice"] == watch["replaced"]
+
+
+def test_a_killed_fit_resumes_from_its_resume_point_and_anogan_keeps_its_phase_switch(tiny_dataset, tmp_path):
+    import torch
+    from anomalib.data import MVTecAD
+    from anomalib.engine import Engine
+    from lightning.pytorch import Callback
+
+    from ganad_plugin.models import AnoGAN, PatchNetwork, PatchSampling
+
+    class Kill(Exception):
+        pass
+
+    class Record(Callback):
+        """Each (epoch, batch)'s phase; raises ``Kill`` at the start of epoch ``kill_at`` (as a SIGKILL would stop it)."""
+
+        def __init__(self, kill_at: int | None = None) -> None:
+            self.kill_at, self.phases = kill_at, {}
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            if trainer.current_epoch == self.kill_at:
+                raise Kill
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.phases[trainer.current_epoch, batch_idx] = pl_module.in_encoder_phase(batch_idx)
+
+    def run(name: str, record: Record, ckpt_path: Path | None = None) -> Engine:
+        model = AnoGAN(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4),
+                       encoder_share=0.4)
+        model.resume_every_n_epochs = 2
+        datamodule = MVTecAD(root=tiny_dataset, category="weave", train_batch_size=2, eval_batch_size=4,
+                             num_workers=0, val_split_mode="synthetic", val_split_ratio=0.25)
+        engine = Engine(max_epochs=5, check_val_every_n_epoch=5, logger=False, enable_progress_bar=False,
+                        default_root_dir=tmp_path / name, callbacks=[record])
+        engine.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+        return engine
+
+    whole = Record()
+    run("whole", whole)
+    assert not list((tmp_path / "whole").rglob("resume.ckpt"))  # removed once model.ckpt holds the end
+    killed = Record(kill_at=3)
+    with pytest.raises(Kill):
+        run("killed", killed)
+    resume = next((tmp_path / "killed").rglob("resume.ckpt"))
+    assert torch.load(resume, map_location="cpu", weights_only=True)["epoch"] == 1  # after epochs 0 and 1
+    resumed = Record()
+    run("resumed", resumed, ckpt_path=resume)
+    assert min(resumed.phases) == (2, 0) and max(resumed.phases) == max(whole.phases)
+    # every step after the resume point is in the phase the uninterrupted fit had at that step
+    assert {step: whole.phases[step] for step in resumed.phases} == resumed.phases
+    assert any(resumed.phases.values()) and not all(whole.phases.values())

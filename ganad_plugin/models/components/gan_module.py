@@ -22,12 +22,14 @@ from anomalib.metrics import AUPRO, AUROC, Evaluator, F1Score
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
+from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn, optim
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Resize
 
 from .blocks import init_dcgan_weights
+from .checkpoints import ResumeCheckpoint
 from .export import NormalImageExportMixin
 from .inputs import check_category
 from .losses import DiscriminatorLoss
@@ -55,6 +57,7 @@ class PatchGanModule(NormalImageExportMixin):
     """
 
     default_max_epochs: int
+    resume_every_n_epochs: int = 5  # how often a fit writes its resume point (weights/lightning/resume.ckpt)
 
     def __init__(
         self,
@@ -150,6 +153,10 @@ class PatchGanModule(NormalImageExportMixin):
                 AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
             ],
         )
+
+    def configure_callbacks(self) -> list[Callback]:
+        """A resume point every ``resume_every_n_epochs`` epochs (``checkpoints.ResumeCheckpoint``)."""
+        return [ResumeCheckpoint(self.resume_every_n_epochs)]
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:
