@@ -513,8 +513,10 @@ def test_the_same_seed_gives_the_same_scores(tiny_dataset, tmp_path) -> None:
 
     from ganad_plugin.models import GANomaly, PatchNetwork, PatchSampling
 
-    def fit_and_score(run: str) -> torch.Tensor:
+    def fit_and_score(run: str, threads: int | None = None) -> torch.Tensor:
         seed_everything(7)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or before)
         model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4))
         datamodule = MVTecAD(root=tiny_dataset, category="weave", train_batch_size=4, eval_batch_size=9,
                              num_workers=0, val_split_mode="synthetic", val_split_ratio=0.25, seed=0)
@@ -523,10 +525,16 @@ def test_the_same_seed_gives_the_same_scores(tiny_dataset, tmp_path) -> None:
         datamodule.setup("test")
         batch = next(iter(datamodule.test_dataloader()))
         with torch.no_grad():
-            return model.eval().model(model.pre_processor.transform(batch.image)).pred_score
+            scores = model.eval().model(model.pre_processor.transform(batch.image)).pred_score
+        torch.set_num_threads(before)
+        return scores
 
     first, second = fit_and_score("first"), fit_and_score("second")
     assert torch.equal(first, second), (first - second).abs().max()
+    # another thread count sums in another order: the scores move in their last digits only
+    one_thread = fit_and_score("one_thread", threads=1)
+    spread = float(first.max() - first.min())
+    assert float((one_thread - first).abs().max()) < 0.01 * spread
 
 
 # under load

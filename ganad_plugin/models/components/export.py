@@ -67,7 +67,8 @@ class NormalImageExportMixin:
             msg = (
                 f"{type(self).__name__}: cannot {what}: the model is not calibrated (its feature memory and evidence "
                 "scales are set from normal training images at the end of a fit). Load a trained checkpoint "
-                "(--ckpt_path) or train first."
+                "(--ckpt_path .../weights/lightning/model.ckpt) or train first. A resume point (resume.ckpt) is a "
+                "fit in progress: continue it with 'ganad fit --ckpt_path', then test the model.ckpt that fit writes."
             )
             raise RuntimeError(msg)
 
