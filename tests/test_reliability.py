@@ -603,3 +603,23 @@ def test_a_killed_fit_resumes_from_its_resume_point_and_anogan_keeps_its_phase_s
     # every step after the resume point is in the phase the uninterrupted fit had at that step
     assert {step: whole.phases[step] for step in resumed.phases} == resumed.phases
     assert any(resumed.phases.values()) and not all(whole.phases.values())
+
+
+def test_an_overlay_that_cannot_be_finished_leaves_no_half_picture(tmp_path, monkeypatch) -> None:
+    import errno
+
+    from ganad_plugin.edge.regions import save_overlay
+    from ganad_plugin.edge.runtime import ImageResult
+
+    image = np.full((32, 32, 3), 128, np.uint8)
+    result = ImageResult("a.png", 0.9, True, 0.5, 0.5, np.zeros((32, 32), np.float32), np.zeros((32, 32), bool), [])
+
+    def disk_fills_half_way(self: Path, data: bytes) -> int:
+        with open(self, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_fills_half_way)
+    with pytest.raises(OSError, match="could not write overlay .*a.png.png: No space left on device"):
+        save_overlay(tmp_path / "a.png.png", image, result)
+    assert list(tmp_path.iterdir()) == []

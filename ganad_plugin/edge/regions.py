@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -52,9 +53,19 @@ def overlay(image_rgb: np.ndarray, anomaly_map: np.ndarray, mask: np.ndarray, sc
 
 
 def save_overlay(target: Path, image_rgb: np.ndarray, result: Scored) -> None:
-    """Write ``overlay`` of ``result`` on ``image_rgb`` to ``target`` (PNG), creating its folder."""
+    """Write ``overlay`` of ``result`` on ``image_rgb`` to ``target`` (PNG), creating its folder. The file appears
+    whole or not at all (written beside it, then renamed), so a full disk leaves no half picture."""
     target.parent.mkdir(parents=True, exist_ok=True)
     picture = overlay(image_rgb, result.anomaly_map, result.mask, result.score, result.label)
-    if not cv2.imwrite(str(target), picture):
-        msg = f"could not write overlay {target}"
+    encoded, data = cv2.imencode(".png", picture)
+    if not encoded:
+        msg = f"could not encode overlay {target}"
         raise OSError(msg)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        partial.write_bytes(data.tobytes())
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        msg = f"could not write overlay {target}: {error.strerror or error}"
+        raise OSError(error.errno, msg) from error
