@@ -69,7 +69,8 @@ def check_data_folder(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ANOMALIB_SUBCOMMANDS:
-        if argv[0] in DATA_SUBCOMMANDS and "--help" not in argv and (status := check_data_folder(argv[1:])):
+        reads_data = not {"--help", "-h"} & set(argv) and not any(a.startswith("--print_config") for a in argv)
+        if argv[0] in DATA_SUBCOMMANDS and reads_data and (status := check_data_folder(argv[1:])):
             return status
         # imported here, not at the top: ``ganad infer`` must run where torch and anomalib are not installed
         from anomalib.cli.cli import main as anomalib_main
