@@ -155,8 +155,9 @@ class PatchGanModule(NormalImageExportMixin):
         )
 
     def configure_callbacks(self) -> list[Callback]:
-        """A resume point every ``resume_every_n_epochs`` epochs (``checkpoints.ResumeCheckpoint``)."""
-        return [ResumeCheckpoint(self.resume_every_n_epochs)]
+        """anomalib's (the pre- and post-processor, evaluator and visualiser are callbacks), and a resume point every
+        ``resume_every_n_epochs`` epochs (``checkpoints.ResumeCheckpoint``)."""
+        return [*super().configure_callbacks(), ResumeCheckpoint(self.resume_every_n_epochs)]
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:

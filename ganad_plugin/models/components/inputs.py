@@ -123,8 +123,8 @@ def mvtec_layout(category_dir: Path) -> list[tuple[Path, Path | None]]:
 
 
 def check_category(datamodule: object, smallest_side_px: int) -> list[str]:
-    """``check_images`` over every split the datamodule has set up (training first); the training split must
-    hold images. Defective test images must have a mask when the split has any masks at all."""
+    """``check_images`` over the training and test splits the datamodule has set up; the training split must hold
+    images. Defective test images must have a mask when the split has any masks at all."""
     train = getattr(datamodule, "train_data", None)
     if train is None or len(train.samples) == 0:
         root = getattr(datamodule, "root", "?")
@@ -132,11 +132,12 @@ def check_category(datamodule: object, smallest_side_px: int) -> list[str]:
         msg = f"{Path(str(root)) / str(category)}: no training images found (expected <category>/train/good/*.png)"
         raise TrainingInputError(msg)
     pairs: list[tuple[Path, Path | None]] = []
-    for split in ("train_data", "val_data", "test_data"):
+    # the validation split is made of these images (held back from training, or anomalib's synthetic defects on them)
+    for split in ("train_data", "test_data"):
         dataset = getattr(datamodule, split, None)
         samples = getattr(dataset, "samples", None)
         if samples is None or "image_path" not in samples:
-            continue  # e.g. anomalib's synthetic validation, made from training images in memory
+            continue
         masks = samples["mask_path"] if "mask_path" in samples else [None] * len(samples)
         labels = samples["label_index"] if "label_index" in samples else [0] * len(samples)
         any_masks = any(isinstance(m, str) and m for m in masks)
