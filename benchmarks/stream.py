@@ -51,7 +51,10 @@ class Process:
     """A ``ganad infer`` run whose memory is sampled while it runs."""
 
     def __init__(self, command: list[str], log: Path) -> None:
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.stderr_path = log.with_name("infer.stderr")
+        with open(self.stderr_path, "ab") as stderr:  # a file, not a pipe: an undrained pipe would stall the run
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
         self.log = log
         self.rss_by_lines: list[tuple[int, float]] = []  # (result lines so far, RSS GiB)
         self.peak_gib = 0.0
@@ -81,7 +84,8 @@ class Process:
             self.process.kill()
             raise TimeoutError(f"ganad infer ran over {timeout_s} s")
         if self.process.returncode not in (0, 1):
-            raise RuntimeError(f"ganad infer exited {self.process.returncode}: {self.process.stderr.read()[-2000:]}")
+            tail = self.stderr_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"ganad infer exited {self.process.returncode}: {tail}")
         return False
 
 
