@@ -24,8 +24,16 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         msg = f"{path}: unsupported extension {path.suffix!r}; expected one of {sorted(IMAGE_SUFFIXES)}"
         raise InputError(msg)
+    image = decode_file(path)
+    return to_rgb(image, str(path))
+
+
+def decode_file(path: Path) -> np.ndarray:
+    """The pixels of an image file as stored (OpenCV's channel order, 8 or 16 bits); ``InputError`` naming the file
+    when it cannot be read, is empty, incomplete (``incomplete``) or does not decode. One read: the bytes checked are
+    the bytes decoded."""
     try:
-        data = path.read_bytes()  # one read: the bytes checked below are the bytes decoded
+        data = path.read_bytes()
     except OSError as error:
         msg = f"{path}: cannot be read ({error.strerror or error})"
         raise InputError(msg) from error
@@ -40,7 +48,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if image is None or image.size == 0:
         msg = f"{path}: not a readable image (corrupt or truncated?)"
         raise InputError(msg)
-    return to_rgb(image, str(path))
+    return image
 
 
 def incomplete(data: bytes, suffix: str) -> str | None:

@@ -13,10 +13,9 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ganad_plugin.edge.images import image_paths, incomplete
+from ganad_plugin.edge.images import InputError, decode_file, image_paths
 
 
 class TrainingInputError(ValueError):
@@ -24,26 +23,12 @@ class TrainingInputError(ValueError):
 
 
 def _decode(path: Path, what: str) -> np.ndarray:
+    """``images.decode_file``, its error restated for training: which file, and what it is to the category."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError as error:
-        msg = f"{path}: {what} file is missing"
+        return decode_file(path)
+    except InputError as error:
+        msg = f"{path}: {what} is unusable: {str(error).removeprefix(f'{path}: ')}"
         raise TrainingInputError(msg) from error
-    except OSError as error:
-        msg = f"{path}: {what} cannot be read ({error.strerror or error})"
-        raise TrainingInputError(msg) from error
-    if not data:
-        msg = f"{path}: {what} is an empty file"
-        raise TrainingInputError(msg)
-    problem = incomplete(data, path.suffix.lower())
-    if problem:
-        msg = f"{path}: {what} is unusable: {problem}"
-        raise TrainingInputError(msg)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        msg = f"{path}: {what} is not a readable image (corrupt?)"
-        raise TrainingInputError(msg)
-    return image
 
 
 def _channels(image: np.ndarray) -> str:
