@@ -108,16 +108,19 @@ def mvtec_layout(category_dir: Path) -> list[tuple[Path, Path | None]]:
 
 
 def check_category(datamodule: object, smallest_side_px: int) -> list[str]:
-    """``check_images`` over the training and test splits the datamodule has set up; the training split must hold
-    images. Defective test images must have a mask when the split has any masks at all."""
+    """``check_images`` over the category's files: for an MVTec-style folder (``root / category``) every file of it
+    (``mvtec_layout``: the validation split is drawn from these, whatever the split), else the training and test
+    splits the datamodule has set up. The training split must hold images."""
     train = getattr(datamodule, "train_data", None)
     if train is None or len(train.samples) == 0:
         root = getattr(datamodule, "root", "?")
         category = getattr(datamodule, "category", "")
         msg = f"{Path(str(root)) / str(category)}: no training images found (expected <category>/train/good/*.png)"
         raise TrainingInputError(msg)
+    root, category = getattr(datamodule, "root", None), getattr(datamodule, "category", None)
+    if root is not None and category is not None and (Path(str(root)) / str(category) / "train" / "good").is_dir():
+        return check_images(mvtec_layout(Path(str(root)) / str(category)), smallest_side_px)
     pairs: list[tuple[Path, Path | None]] = []
-    # the validation split is made of these images (held back from training, or anomalib's synthetic defects on them)
     for split in ("train_data", "test_data"):
         dataset = getattr(datamodule, split, None)
         samples = getattr(dataset, "samples", None)
