@@ -57,7 +57,7 @@ class AnoGAN(PatchGanModule, AnomalibModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.check_input_fits(network.patch_size)
+        self.check_input_fits(network, evidence)
         if not 0.0 < encoder_share < 1.0:
             msg = f"encoder_share must be between 0 and 1 (exclusive), got {encoder_share}"
             raise ValueError(msg)

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from ganad_plugin.models.components.losses import binary_cross_entropy
+from ganad_plugin.models.components.patch_model import PatchAnomalyModel
 
 
 def search_loss(
@@ -28,10 +29,9 @@ def search_loss(
     features_reconstructed: torch.Tensor,
     latent_search_lambda: float,
 ) -> torch.Tensor:
-    """L(z) per patch [N]: (1 - lambda) * residual + lambda * discrimination loss, both as means."""
-    residual = (patches - reconstructions).abs().mean(dim=(1, 2, 3))
+    """L(z) per patch [N]: (1 - lambda) * residual + lambda * discrimination loss, both as means (the paper's score)."""
     discrimination = (features_real - features_reconstructed).abs().mean(dim=(1, 2, 3))
-    return (1 - latent_search_lambda) * residual + latent_search_lambda * discrimination
+    return PatchAnomalyModel.residual_and_distance(patches, reconstructions, discrimination, latent_search_lambda)
 
 
 class GeneratorLoss(nn.Module):

@@ -99,3 +99,10 @@ class AnoganModel(PatchAnomalyModel):
             (self.discriminator_features(patches) - self.discriminator_features(reconstructions)).abs().mean(dim=(1, 2, 3))
         )
         return reconstructions, feature_distance
+
+    def paper_image_score(
+        self, inputs: torch.Tensor, reconstructions: torch.Tensor, distance: torch.Tensor
+    ) -> torch.Tensor:
+        """AnoGAN's A(x) = (1 - lambda) R(z_Gamma) + lambda D(z_Gamma): the residual ||x - G(z)||_1 and the
+        discrimination loss ||f_D(x) - f_D(G(z))||_1, with the search's lambda."""
+        return self.residual_and_distance(inputs, reconstructions, distance, self.latent_search_lambda)

@@ -35,7 +35,7 @@ from .inputs import check_category
 from .losses import DiscriminatorLoss
 from .patches import check_image_fits, random_patches
 from .post_processing import LinePostProcessor
-from .settings import AdamSettings, PatchSampling
+from .settings import AdamSettings, Evidence, PatchNetwork, PatchSampling
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +77,11 @@ class PatchGanModule(NormalImageExportMixin):
         self.discriminator_loss = DiscriminatorLoss()
         self.automatic_optimization = False
 
-    def check_input_fits(self, patch_size: int) -> None:
-        """Fail at construction when the pre-processor's image size cannot hold two patches a side."""
-        if self.input_size is not None:
-            check_image_fits(patch_size, *self.input_size, what=f"{type(self).__name__}: image_size")
+    def check_input_fits(self, network: PatchNetwork, evidence: Evidence) -> None:
+        """Fail at construction when the pre-processor's image size cannot hold two patches a side (the paper's
+        whole-image networks take any size: the image is resized to theirs)."""
+        if self.input_size is not None and not evidence.paper_score:
+            check_image_fits(network.patch_size, *self.input_size, what=f"{type(self).__name__}: image_size")
 
     # training helpers
 
@@ -89,9 +90,13 @@ class PatchGanModule(NormalImageExportMixin):
                           betas=self.optimiser.betas)
 
     def training_patches(self, batch: Batch) -> torch.Tensor:
-        """Random patches of the batch's images [B * patches_per_image, C, p, p], in tanh's [-1, 1]."""
-        patches = random_patches(batch.image, self.model.patch_size, self.sampling.patches_per_image,
-                                 self.sampling.structured_share)
+        """Random patches of the batch's images [B * patches_per_image, C, p, p], in tanh's [-1, 1]; for the paper's
+        score, the whole images resized to the networks' size [B, C, p, p]."""
+        if self.model.paper_score:
+            patches = self.model.whole_images(batch.image)
+        else:
+            patches = random_patches(batch.image, self.model.patch_size, self.sampling.patches_per_image,
+                                     self.sampling.structured_share)
         # channels-last, as the networks' weights during a fit: oneDNN's faster layout on CPUs (docs/speed.md)
         return self.model.to_tanh_range(patches).contiguous(memory_format=torch.channels_last)
 
@@ -261,7 +266,8 @@ class PatchGanModule(NormalImageExportMixin):
 
         seen = self.model.fit_normal(images(), CALIBRATION_MAX_IMAGES)
         self.model.train(was_training)
-        logger.info("feature memory and evidence scales from %d normal training images", seen)
+        if seen:
+            logger.info("feature memory and evidence scales from %d normal training images", seen)
 
     def unaugmented_training_images(self) -> DataLoader:
         """The training images in a fixed order and without ``train_augmentations`` (only the model's resize):

@@ -12,6 +12,9 @@ switches on, in ``EVIDENCE_NAMES`` order:
             (``ColourStatistics``; no network),
 and ``AnomalyScorer`` smooths, standardises and combines them into the anomaly map and the image score. A map with
 weight 0 is neither computed nor in the exported graph.
+
+With ``Evidence.paper_score`` the model is the paper's instead (``paper_forward``): one pass of the networks over the
+whole image resized to the patch size, the paper's own score, and the residual as the map.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class PatchAnomalyModel(nn.Module):
         self.patch_size = network.patch_size
         self.latent_dim = network.latent_dim
         self.grid = PatchGrid(network.patch_size)
+        self.paper_score = evidence.paper_score
         active = evidence.active()
         self.evidence_names = tuple(active)
         self.colour_residual = evidence.colour_residual
@@ -62,7 +66,7 @@ class PatchAnomalyModel(nn.Module):
             ColourStatistics(channels, evidence.colour_sigma_px, evidence.colour_cells) if "colour" in active else None
         )
         residual_channels = channels if evidence.colour_residual else 1
-        self.scorer = AnomalyScorer(
+        self.scorer = None if self.paper_score else AnomalyScorer(
             signed=tuple(name == "residual" for name in active),
             channels=tuple(residual_channels if name == "residual" else 1 for name in active),
             weights=tuple(active.values()),
@@ -84,6 +88,40 @@ class PatchAnomalyModel(nn.Module):
     def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Patches [N, C, p, p] in [-1, 1] -> (reconstructions [N, C, p, p], the paper's distance [N])."""
         raise NotImplementedError
+
+    def paper_image_score(
+        self, inputs: torch.Tensor, reconstructions: torch.Tensor, distance: torch.Tensor
+    ) -> torch.Tensor:
+        """The paper's score of whole images [N] from ``patch_evidence``'s outputs (default: its distance)."""
+        del inputs, reconstructions
+        return distance
+
+    @staticmethod
+    def residual_and_distance(
+        inputs: torch.Tensor, reconstructions: torch.Tensor, distance: torch.Tensor, share: float
+    ) -> torch.Tensor:
+        """(1 - share) ||x - G(.)||_1 + share * distance per image [N], the residual a mean over pixels and channels:
+        EGBAD's and AnoGAN's score (and AnoGAN's search loss)."""
+        return (1 - share) * (inputs - reconstructions).abs().mean(dim=(1, 2, 3)) + share * distance
+
+    def whole_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] -> the paper's network input [B, C, p, p]: the whole image resized to the patch size
+        (an average over blocks where the size divides, else bilinear), the same in training and at test time."""
+        height, width = images.shape[-2:]
+        p = self.patch_size
+        if height % p == 0 and width % p == 0:
+            return F.avg_pool2d(images, kernel_size=(height // p, width // p))
+        return F.interpolate(images, size=(p, p), mode="bilinear", align_corners=False)
+
+    def paper_forward(self, images: torch.Tensor) -> InferenceBatch:
+        """The paper's model: the score of the whole image, and the residual |x - G(.)| (mean over channels, in
+        [0, 1] units) as the anomaly map at the input's size."""
+        inputs = self.to_tanh_range(self.whole_images(images))
+        reconstructions, distance = self.patch_evidence(inputs)
+        residual = (inputs - reconstructions).abs().mean(dim=1, keepdim=True) / 2
+        anomaly_map = F.interpolate(residual, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return InferenceBatch(pred_score=self.paper_image_score(inputs, reconstructions, distance),
+                              anomaly_map=anomaly_map)
 
     def dense_features(self, images: torch.Tensor) -> torch.Tensor:
         """Images [B, C, H, W] in [0, 1] -> the patch encoder's last feature map [B, channels, H / 8, W / 8].
@@ -129,6 +167,8 @@ class PatchAnomalyModel(nn.Module):
     def calibrated(self) -> bool:
         """Whether the memory and colour statistics (if any) are filled and the evidence scales are fitted
         (``fit_normal``)."""
+        if self.scorer is None:
+            return True  # the paper's score has nothing to fit
         memory_ready = self.memory is None or bool(self.memory.filled)
         colour_ready = self.colour is None or bool(self.colour.filled)
         return memory_ready and colour_ready and bool(self.scorer.calibration.calibrated)
@@ -140,8 +180,11 @@ class PatchAnomalyModel(nn.Module):
 
         With a memory, every fourth image is held out of it and calibrates the scales instead: a memory image's own
         features are at distance 0, which would make the normal spread look far too small. The colour statistics
-        (a mean and covariance, nothing to overfit) are fitted on every image. Returns the number of images used.
+        (a mean and covariance, nothing to overfit) are fitted on every image. Returns the number of images used
+        (0 for the paper's score, which has nothing to fit).
         """
+        if self.scorer is None:
+            return 0
         features, held_out, seen, every_image = [], [], 0, []
         for images in batches:
             every_image.append(images[: max_images - seen])
@@ -168,5 +211,7 @@ class PatchAnomalyModel(nn.Module):
         return seen
 
     def forward(self, images: torch.Tensor) -> InferenceBatch:
+        if self.scorer is None:
+            return self.paper_forward(images)
         pred_score, anomaly_map = self.scorer(self.evidence(images))
         return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map)

@@ -15,7 +15,7 @@ EVIDENCE_NAMES = ("residual", "distance", "memory", "colour")
 LR_SCHEDULES = ("constant", "cosine")
 # Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
 # was trained (``Evidence.__setstate__``)
-SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1}
+SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False}
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,11 @@ class Evidence:
             an aligned part's rims) do not read as defects.
         position_border_px: with ``position_cells``, only the places within this many pixels of the image's edge
             get their own level (the networks' padding biases every map there); 0: every place.
+        paper_score: the paper's model instead of the line's (``configs/paper/``): the networks see the whole image
+            resized to ``network.patch_size`` (no tiling), the image score is the paper's own (GANomaly's
+            ||z - z_hat||^2, EGBAD's and AnoGAN's (1 - a) ||x - G(.)||_1 + a ||f_D(x) - f_D(G(.))||_1) and the anomaly
+            map the residual |x - G(.)| resized to the input; no memory, smoothing or standardisation (the settings
+            above are then unused).
     """
 
     residual_weight: float = 0.9
@@ -138,10 +143,11 @@ class Evidence:
     score_top_fraction: float = 0.0025
     position_cells: int = 32
     position_border_px: float = 16.0
+    paper_score: bool = False
 
     def __post_init__(self) -> None:
         weights = self.weights()
-        if min(weights.values()) < 0 or sum(weights.values()) <= 0:
+        if min(weights.values()) < 0 or (sum(weights.values()) <= 0 and not self.paper_score):
             msg = f"evidence weights must be >= 0 with at least one above 0, got {weights}"
             raise ValueError(msg)
         if self.memory_weight > 0 and self.memory_size < 1:
@@ -176,7 +182,10 @@ class Evidence:
         return {name: float(getattr(self, f"{name}_weight")) for name in EVIDENCE_NAMES}
 
     def active(self) -> dict[str, float]:
-        """The maps with a weight above 0, in ``EVIDENCE_NAMES`` order: what the model computes."""
+        """The maps with a weight above 0, in ``EVIDENCE_NAMES`` order: what the model computes (none for the paper's
+        score, which is not made of maps)."""
+        if self.paper_score:
+            return {}
         return {name: weight for name, weight in self.weights().items() if weight > 0}
 
 

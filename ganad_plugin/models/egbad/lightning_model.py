@@ -35,6 +35,8 @@ class EGBAD(PatchGanModule, AnomalibModule):
         discriminator_dropout: dropout in D.
         discriminator_spectral_norm: spectral normalisation of D's layers.
         weight_average_decay: decay of the test-time weight averages of E and G (0: the live weights).
+        paper_alpha: with ``evidence.paper_score``, the discriminator-feature distance's share alpha in the paper's
+            score (1 - alpha) ||x - G(E(x))||_1 + alpha ||f_D - f_D||_1 (0.1: Zenati et al.'s 0.9 on the residual).
         **kwargs: ``PatchGanModule``'s: ``sampling``, ``optimiser`` and anomalib's components.
     """
 
@@ -48,13 +50,15 @@ class EGBAD(PatchGanModule, AnomalibModule):
         w_adv: float = 1.0, w_rec: float = 10.0,
         discriminator_dropout: float = 0.2, discriminator_spectral_norm: bool = True,
         weight_average_decay: float = 0.99,
+        paper_alpha: float = 0.1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.check_input_fits(network.patch_size)
+        self.check_input_fits(network, evidence)
         self.model = EgbadModel(
             network=network, evidence=evidence, weight_average_decay=weight_average_decay,
             discriminator_dropout=discriminator_dropout, discriminator_spectral_norm=discriminator_spectral_norm,
+            paper_alpha=paper_alpha,
         )
         self.encoder_generator_loss = EncoderGeneratorLoss(w_adv=w_adv, w_rec=w_rec)
 

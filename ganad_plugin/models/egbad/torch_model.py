@@ -61,9 +61,14 @@ class EgbadModel(PatchAnomalyModel):
         evidence: Evidence = Evidence(),
         discriminator_dropout: float = 0.2, discriminator_spectral_norm: bool = True,
         weight_average_decay: float = 0.99,
+        paper_alpha: float = 0.1,
         channels: int = 3,
     ) -> None:
         super().__init__(network=network, evidence=evidence, channels=channels)
+        if not 0.0 <= paper_alpha <= 1.0:
+            msg = f"paper_alpha must be in [0, 1], got {paper_alpha}"
+            raise ValueError(msg)
+        self.paper_alpha = paper_alpha
         shape = (network.patch_size, channels, network.n_features, network.latent_dim)
         self.encoder = DcganEncoder(*shape)
         self.generator = DcganDecoder(*shape)
@@ -85,3 +90,9 @@ class EgbadModel(PatchAnomalyModel):
         _, features_real = self.discriminator(patches, latent)
         _, features_reconstructed = self.discriminator(reconstructions, latent)
         return reconstructions, (features_real - features_reconstructed).abs().mean(dim=1)
+
+    def paper_image_score(
+        self, inputs: torch.Tensor, reconstructions: torch.Tensor, distance: torch.Tensor
+    ) -> torch.Tensor:
+        """EGBAD's A(x) = (1 - alpha) ||x - G(E(x))||_1 + alpha ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1."""
+        return self.residual_and_distance(inputs, reconstructions, distance, self.paper_alpha)

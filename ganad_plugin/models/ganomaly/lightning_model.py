@@ -44,7 +44,7 @@ class GANomaly(PatchGanModule, AnomalibModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.check_input_fits(network.patch_size)
+        self.check_input_fits(network, evidence)
         self.model = GanomalyModel(network=network, evidence=evidence)
         self.generator_loss = GeneratorLoss(w_adv=w_adv, w_con=w_con, w_enc=w_enc)
 
