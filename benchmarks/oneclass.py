@@ -10,8 +10,10 @@ Each class in turn is the anomaly: every model trains on a seeded 80 % of the im
 a mean: AUROC and AUPRC (average precision, the anomaly class positive: the survey's metric), training seconds and
 test images per second (torch, scoring only). Each of our models runs in its paper preset (configs/paper/, its
 networks at --paper-size) and its default config; anomalib's own Ganomaly runs in the same run at the same image
-size and epochs. Training goes through anomalib's Engine and Folder datamodule, as a user's would; thresholds play
-no part (both metrics rank the scores).
+size and epochs. The Ensemble combines the members just trained in --ensemble-preset (each standardised on normal
+training images; its train_s includes theirs). Training goes through anomalib's Engine and Folder datamodule, as a
+user's would; thresholds play no part (both metrics rank the scores). With --anogan-search, AnoGAN's paper preset is
+also scored from its encoder's latent and in one pass (DIR/anogan_search.md).
 
 Writes DIR/oneclass.csv (model, preset, anomaly_class, auroc, auprc, train_s, test_images_per_s), DIR/oneclass.md and
 the bar chart DIR/oneclass.png; with --docs also docs/oneclass.md, .csv and .png.
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 OUR_MODELS = ("AnoGAN", "EGBAD", "GANomaly")
+ENSEMBLE = "Ensemble"
 BASELINE = "anomalib.Ganomaly"
 COLUMNS = ("model", "preset", "anomaly_class", "auroc", "auprc", "train_s", "test_images_per_s")
 IDX_IMAGES, IDX_LABELS = 2051, 2049  # MNIST's magic numbers
@@ -143,9 +146,12 @@ def paper_init_args(model: str, paper_size: int) -> dict:
     return {key: settings[key](**value) if key in settings else value for key, value in init.items()}
 
 
-def build_model(model: str, preset: str, image_size: int, paper_size: int, anogan_steps: int | None):
+def build_model(model: str, preset: str, image_size: int, paper_size: int, anogan_steps: int | None,
+                members: dict | None = None):
     import ganad_plugin.models as ours
 
+    if model == ENSEMBLE:
+        return ours.Ensemble.from_models(members, pre_processor=ours.Ensemble.configure_pre_processor((image_size,) * 2))
     if model == BASELINE:
         from anomalib.models import Ganomaly
 
@@ -157,19 +163,22 @@ def build_model(model: str, preset: str, image_size: int, paper_size: int, anoga
     return cls(pre_processor=cls.configure_pre_processor((image_size, image_size)), **init)
 
 
-def train_model(model_name: str, preset: str, folder: Path, args: argparse.Namespace, work: Path):
-    """(the model trained through anomalib's Engine on ``folder``/train, its training seconds)."""
+def train_model(model_name: str, preset: str, folder: Path, args: argparse.Namespace, work: Path,
+                members: dict | None = None):
+    """(the model trained through anomalib's Engine on ``folder``/train, its training seconds). The ensemble of the
+    ``members`` just trained fits one epoch: its members' normal statistics and the thresholds."""
     from anomalib.data import Folder
     from anomalib.engine import Engine
     from lightning.pytorch import seed_everything
 
     seed_everything(args.seed)
-    model = build_model(model_name, preset, args.image_size, args.paper_size, args.anogan_steps)
+    model = build_model(model_name, preset, args.image_size, args.paper_size, args.anogan_steps, members)
+    epochs = 1 if model_name == ENSEMBLE else args.epochs
     datamodule = Folder(name=folder.name, root=folder, normal_dir="train", abnormal_dir="test_anomalous",
                         normal_test_dir="test_normal", train_batch_size=args.batch_size, eval_batch_size=32,
                         num_workers=0, val_split_mode="synthetic", val_split_ratio=0.1, seed=args.seed)
-    engine = Engine(logger=False, enable_progress_bar=False, max_epochs=args.epochs, accelerator="cpu", devices=1,
-                    default_root_dir=work / f"{model_name}-{preset}", check_val_every_n_epoch=args.epochs)
+    engine = Engine(logger=False, enable_progress_bar=False, max_epochs=epochs, accelerator="cpu", devices=1,
+                    default_root_dir=work / f"{model_name}-{preset}", check_val_every_n_epoch=epochs)
     start = time.perf_counter()
     engine.fit(model=model, datamodule=datamodule)
     return model, time.perf_counter() - start
@@ -306,8 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, help="MNIST-style IDX labels file")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--anomaly-classes", help="comma-separated (default: every class)")
-    parser.add_argument("--models", default=",".join((*OUR_MODELS, BASELINE)),
-                        help=f"comma-separated among {', '.join((*OUR_MODELS, BASELINE))}")
+    parser.add_argument("--models", default=",".join((*OUR_MODELS, ENSEMBLE, BASELINE)),
+                        help=f"comma-separated among {', '.join((*OUR_MODELS, ENSEMBLE, BASELINE))}")
+    parser.add_argument("--ensemble-preset", default="default",
+                        help="the preset of the members the ensemble combines (paper: AnoGAN's search runs again)")
     parser.add_argument("--presets", default="paper,default", help="our models' presets: paper, default or both")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-train", type=int, default=None, help="at most this many training images per class")
@@ -330,13 +341,20 @@ def main(argv: list[str] | None = None) -> int:
     classes = (sorted(set(labels.tolist())) if not args.anomaly_classes
                else [int(c) for c in args.anomaly_classes.split(",")])
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = set(models) - {*OUR_MODELS, BASELINE}
+    unknown = set(models) - {*OUR_MODELS, ENSEMBLE, BASELINE}
     if unknown:
-        parser.error(f"unknown models {sorted(unknown)}; choose among {', '.join((*OUR_MODELS, BASELINE))}")
+        parser.error(f"unknown models {sorted(unknown)}; choose among {', '.join((*OUR_MODELS, ENSEMBLE, BASELINE))}")
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     if set(presets) - {"paper", "default"} or not presets:
         parser.error(f"--presets takes paper and/or default, got {args.presets!r}")
-    runs = [(m, p) for m in models if m != BASELINE for p in presets] + [(BASELINE, "default")] * (BASELINE in models)
+    ours = [m for m in models if m in OUR_MODELS]
+    runs = [(m, p) for m in ours for p in presets]
+    if ENSEMBLE in models:
+        if len(ours) < 2 or args.ensemble_preset not in presets:
+            parser.error(f"the ensemble needs at least two of {', '.join(OUR_MODELS)} in --models and its preset "
+                         f"({args.ensemble_preset}) in --presets")
+        runs.append((ENSEMBLE, args.ensemble_preset))
+    runs += [(BASELINE, "default")] * (BASELINE in models)
 
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -352,8 +370,14 @@ def main(argv: list[str] | None = None) -> int:
             write_folder(pictures, indices, work / "data" / name, args.image_size)
         print(f"anomaly class {anomaly}: {len(train)} training, {len(test_normal)} normal and "
               f"{len(test_anomalous)} anomalous test images", flush=True)
+        trained: dict[tuple[str, str], tuple] = {}
         for model_name, preset in runs:
-            model, train_s = train_model(model_name, preset, work / "data", args, work)
+            members = {m: trained[(m, p)][0] for m, p in trained if p == preset} if model_name == ENSEMBLE else None
+            model, train_s = train_model(model_name, preset, work / "data", args, work, members)
+            if model_name == ENSEMBLE:  # the ensemble's training is its members' and its own calibration
+                train_s += sum(trained[(m, preset)][1] for m in members)
+            elif model_name in OUR_MODELS and ENSEMBLE in models and preset == args.ensemble_preset:
+                trained[(model_name, preset)] = (model, train_s)
             figures = {**score_test(model, work / "data", args.score_batch, f"{model_name} ({preset})"),
                        "train_s": train_s}
             rows.append({"model": model_name, "preset": preset, "anomaly_class": anomaly, **figures})

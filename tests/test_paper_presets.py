@@ -201,15 +201,18 @@ def test_one_class_benchmark_runs_on_an_npz_and_writes_its_table(tmp_path: Path)
     np.savez(tmp_path / "digits.npz", images=pictures[keep], labels=labels[keep])
     out = tmp_path / "out"
     assert oneclass.main(["--data", str(tmp_path / "digits.npz"), "--out", str(out), "--anomaly-classes", "1",
-                          "--models", "GANomaly,anomalib.Ganomaly", "--epochs", "1", "--max-train", "24",
-                          "--anogan-steps", "2"]) == 0
+                          "--models", "GANomaly,EGBAD,Ensemble,anomalib.Ganomaly", "--epochs", "1",
+                          "--max-train", "24", "--batch-size", "8"]) == 0
     with (out / "oneclass.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(oneclass.COLUMNS)
     assert [(r["model"], r["preset"]) for r in rows] == [
-        ("GANomaly", "paper"), ("GANomaly", "default"), ("anomalib.Ganomaly", "default")]
+        ("GANomaly", "paper"), ("GANomaly", "default"), ("EGBAD", "paper"), ("EGBAD", "default"),
+        ("Ensemble", "default"), ("anomalib.Ganomaly", "default")]
     for row in rows:
         assert 0.0 <= float(row["auroc"]) <= 1.0 and 0.0 < float(row["auprc"]) <= 1.0
         assert float(row["train_s"]) > 0 and float(row["test_images_per_s"]) > 0
+    members = sum(float(r["train_s"]) for r in rows if r["model"] in {"GANomaly", "EGBAD"} and r["preset"] == "default")
+    assert float(rows[4]["train_s"]) > members  # the ensemble's time includes its members' training
     assert (out / "oneclass.png").stat().st_size > 1000
     assert "mean AUPRC" in (out / "oneclass.md").read_text()
