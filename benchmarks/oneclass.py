@@ -392,10 +392,16 @@ def main(argv: list[str] | None = None) -> int:
             write_outputs(rows, args.out, command)  # after every run: nothing is lost if a later one fails
         shutil.rmtree(work, ignore_errors=True)
     print(table(rows, command))
-    if args.docs:
-        names = ["oneclass.md", "oneclass.csv", "oneclass.png"] + ["anogan_search.md"] * bool(searches)
-        for name in names:
+    if args.docs:  # the tables go between their markers in docs/*.md, the prose around them stays
+        from sample_sets import write_generated_block
+
+        for name in ("oneclass.csv", "oneclass.png"):
             shutil.copyfile(args.out / name, REPO / "docs" / name)
+        write_generated_block(REPO / "docs" / "oneclass.md", "oneclass", table(rows, command), "One-class protocol")
+        if searches:
+            body = (args.out / "anogan_search.md").read_text().split("\n", 2)[2].strip()
+            write_generated_block(REPO / "docs" / "anogan_search.md", "anogan-search", body,
+                                  "AnoGAN's latent search on the one-class protocol")
     return 0
 
 
