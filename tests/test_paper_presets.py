@@ -112,27 +112,28 @@ def test_each_paper_preset_builds_the_papers_model(name: str) -> None:
         assert model.model.latent_search_lambda == pytest.approx(0.1)
 
 
-@pytest.fixture(scope="module")
-def paper_ganomaly(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """GANomaly's paper preset trained one epoch by `ganad train --config configs/paper/ganomaly.yaml`, exported."""
-    work = tmp_path_factory.mktemp("paper_ganomaly")
-    run_cli([*GANAD, "train", "--config", "configs/paper/ganomaly.yaml", "--data.root", str(tiny_dataset),
+@pytest.fixture(scope="module", params=["GANomaly", "EGBAD"])
+def paper_preset(request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A paper preset trained one epoch by `ganad train --config configs/paper/<model>.yaml`, exported by anomalib."""
+    name = request.param
+    work = tmp_path_factory.mktemp(f"paper_{name.lower()}")
+    run_cli([*GANAD, "train", "--config", f"configs/paper/{name.lower()}.yaml", "--data.root", str(tiny_dataset),
              "--data.category", "weave", "--trainer.max_epochs", "1", "--default_root_dir", str(work / "train")],
             cwd=REPO, log=work / "train.log")
     checkpoint = next((work / "train").rglob("model.ckpt"))
     anomalib = str(Path(sys.executable).parent / "anomalib")
-    run_cli([anomalib, "export", "--model", "ganad_plugin.models.GANomaly", "--export_type", "openvino",
+    run_cli([anomalib, "export", "--model", f"ganad_plugin.models.{name}", "--export_type", "openvino",
              "--ckpt_path", str(checkpoint), "--default_root_dir", str(work / "export")], cwd=REPO,
             log=work / "export.log")
-    return {"checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}
+    return {"name": name, "checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}
 
 
-def test_paper_preset_trains_tests_and_exports_like_the_checkpoint(paper_ganomaly, tiny_dataset: Path) -> None:
-    train_log = (paper_ganomaly["work"] / "train.log").read_text()
+def test_paper_preset_trains_tests_and_exports_like_the_checkpoint(paper_preset, tiny_dataset: Path) -> None:
+    train_log = (paper_preset["work"] / "train.log").read_text()
     assert "image_AUROC" in train_log and "pixel_AUROC" in train_log  # `ganad train` tested it after the fit
-    model = ganad_plugin.models.GANomaly.load_from_checkpoint(paper_ganomaly["checkpoint"]).eval()
+    model = getattr(ganad_plugin.models, paper_preset["name"]).load_from_checkpoint(paper_preset["checkpoint"]).eval()
     assert model.model.paper_score and torch.isfinite(model.post_processor.image_threshold)
-    compiled = ov.Core().compile_model(paper_ganomaly["xml"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = ov.Core().compile_model(paper_preset["xml"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     for path in list_images(tiny_dataset / "weave" / "test")[:3]:
         image = (read_rgb(path).astype(np.float32) / 255).transpose(2, 0, 1)[None]
         with torch.no_grad():

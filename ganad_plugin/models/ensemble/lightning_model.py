@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from anomalib.data import Batch
 from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
@@ -79,12 +80,11 @@ class Ensemble(NormalImageModule, AnomalibModule):
         super().__init__(
             pre_processor=pre_processor, post_processor=post_processor, evaluator=evaluator, visualizer=visualizer
         )
-        self.automatic_optimization = False
+        if member_specs is None and not members:
+            # a placeholder: anomalib's CLI builds the model before `export --ckpt_path` loads it from the checkpoint
+            self.model = None
+            return
         if member_specs is None:
-            if not members:
-                msg = ("Ensemble needs its members' checkpoints: --model.members "
-                       "'{GANomaly: <model.ckpt>, EGBAD: <model.ckpt>, AnoGAN: <model.ckpt>}'")
-                raise ValueError(msg)
             loaded = {name: load_member(name, path) for name, path in members.items()}
             member_specs = [{"model": name, "init_args": dict(member.hparams)} for name, member in loaded.items()]
             torch_members = [member.model for member in loaded.values()]
@@ -102,12 +102,29 @@ class Ensemble(NormalImageModule, AnomalibModule):
             target.load_state_dict(member.model.state_dict())
         return ensemble
 
+    def require_members(self) -> None:
+        if self.model is None:
+            msg = ("Ensemble needs its members' checkpoints: --model.members "
+                   "'{GANomaly: <model.ckpt>, EGBAD: <model.ckpt>, AnoGAN: <model.ckpt>}' (or --ckpt_path of a trained "
+                   "ensemble)")
+            raise ValueError(msg)
+
+    def on_fit_start(self) -> None:
+        self.require_members()
+        super().on_fit_start()
+
+    def require_calibration(self, what: str) -> None:
+        self.require_members()
+        super().require_calibration(what)
+
     def configure_optimizers(self) -> None:
         return None  # nothing to train: the members are trained
 
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
+        """Nothing to learn; a constant loss, as anomalib's PaDiM, so that Lightning counts the step and the
+        checkpoint is written after the fit."""
         del batch, batch_idx
-        return None
+        return torch.tensor(0.0, requires_grad=True, device=self.device)
 
     def to_onnx(self, *args: Any, **kwargs: Any) -> Path:
         """anomalib's ONNX export (and through it OpenVINO), refused while a member runs a latent search."""
