@@ -102,7 +102,8 @@ def main() -> None:
         print(f"{name:<18}{latency * 1000:>12.1f}{torch_latency / latency:>9.2f}{per_second:>13.1f}"
               f"{torch_batch / batch_seconds:>9.2f}")
     report = json.loads((irs["INT8"].parent / "quantisation_report.json").read_text())
-    print(f"\naccuracy on the {report['test_images']} test images: FP32 image/pixel AUROC "
+    print(f"\naccuracy on the export's {report['images']} comparison images ({report['images_from']}): "
+          f"FP32 image/pixel AUROC "
           f"{report['fp32']['image_AUROC']:.3f} / {report['fp32']['pixel_AUROC']:.3f}, INT8 "
           f"{report['int8']['image_AUROC']:.3f} / {report['int8']['pixel_AUROC']:.3f} "
           f"(image drop {report['image_AUROC_drop']:+.3f})")
