@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
         import ganad_plugin.models  # noqa: F401  registers the plugin's models
 
-        sys.argv = ["ganad", *argv]
+        # the program keeps its own path: Lightning's DDP launcher starts the other ranks by running it again
+        program = sys.argv[0] if sys.argv and Path(sys.argv[0]).is_file() else "ganad"
+        sys.argv = [program, *argv]
         anomalib_main()
         return 0
     parser = argparse.ArgumentParser(

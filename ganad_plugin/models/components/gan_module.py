@@ -23,6 +23,7 @@ from torch import nn, optim
 
 from .blocks import init_dcgan_weights
 from .checkpoints import ResumeCheckpoint
+from .distributed import any_process, broadcast_from_first
 from .losses import DiscriminatorLoss
 from .normal_module import NormalImageModule
 from .patches import check_image_fits, random_patches
@@ -111,14 +112,17 @@ class PatchGanModule(NormalImageModule):
                     "Checkpoints already written are kept; lower the learning rate and retry."
                 )
                 raise FloatingPointError(msg)
-        self.log_dict(losses, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0])
+        self.log_dict(losses, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0],
+                      sync_dist=True)
         return {"loss": next(iter(losses.values())).detach()}
 
     @staticmethod
     def reinitialise_if_collapsed(discriminator: nn.Module, loss: torch.Tensor, floor: float = 1e-5) -> None:
-        """GANomaly's remedy when D wins outright (its loss near 0, no gradient left for G): start D afresh."""
-        if loss.item() < floor:
+        """GANomaly's remedy when D wins outright (its loss near 0, no gradient left for G): start D afresh. Under
+        DDP every process re-initialises when one does, all with rank 0's new weights."""
+        if any_process(loss.item() < floor):
             discriminator.apply(init_dcgan_weights)
+            broadcast_from_first(discriminator)
             logger.info("discriminator loss %.2e < %.0e: discriminator re-initialised", loss.item(), floor)
 
     # Lightning's hooks

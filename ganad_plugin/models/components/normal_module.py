@@ -22,10 +22,12 @@ from anomalib.data import Batch
 from anomalib.metrics import AUPRO, AUROC, Evaluator, F1Score
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
+from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Resize
 
+from .distributed import broadcast_from_first
 from .export import NormalImageExportMixin
 from .inputs import check_category
 from .post_processing import LinePostProcessor
@@ -80,6 +82,22 @@ class NormalImageModule(NormalImageExportMixin):
         del args, kwargs
         return batch.update(**self.model(batch.image)._asdict())
 
+    def setup(self, stage: str) -> None:
+        """Channels-last networks for a fit. Under DDP, let the processes skip the parameters a step does not use:
+        the GANs step each network on its own loss (the discriminator's loss leaves the generator without a
+        gradient), which DDP's default refuses. Lightning calls this before it wraps the model, so that plain
+        ``--trainer.strategy ddp`` works."""
+        super().setup(stage)
+        if stage == "fit":
+            # oneDNN's faster layout on CPUs (docs/speed.md); here, before DDP builds its gradient buckets on it
+            self.model.to(memory_format=torch.channels_last)
+        strategy = self.trainer.strategy
+        ddp_arguments = strategy._ddp_kwargs if isinstance(strategy, DDPStrategy) else None  # read when it wraps
+        if ddp_arguments is not None and not ddp_arguments.get("find_unused_parameters"):
+            ddp_arguments["find_unused_parameters"] = True
+            logger.info("%s under DDP: find_unused_parameters=True (each network steps on its own loss)",
+                        type(self).__name__)
+
     def on_fit_start(self) -> None:
         trainer = self.trainer
         if trainer.fit_loop.max_epochs == LIGHTNING_DEFAULT_MAX_EPOCHS and trainer.max_steps == -1:
@@ -90,7 +108,6 @@ class NormalImageModule(NormalImageExportMixin):
                 type(self).__name__, self.default_max_epochs,
             )
             trainer.fit_loop.max_epochs = self.default_max_epochs
-        self.model.to(memory_format=torch.channels_last)  # oneDNN's faster layout on CPUs (docs/speed.md)
         split = str(getattr(getattr(trainer, "datamodule", None), "val_split_mode", "")).lower()
         if split.endswith(("same_as_test", "from_test")):
             logger.warning(
@@ -155,6 +172,7 @@ class NormalImageModule(NormalImageExportMixin):
                 yield self.pre_processor.transform(batch_images) if self.pre_processor is not None else batch_images
 
         seen = self.model.fit_normal(images(), CALIBRATION_MAX_IMAGES)
+        broadcast_from_first(self.model)  # under DDP: every process on all images, then rank 0's to the bit
         self.model.train(was_training)
         if seen:
             logger.info("feature memory and evidence scales from %d normal training images", seen)

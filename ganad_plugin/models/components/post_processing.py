@@ -23,6 +23,8 @@ from anomalib.data import Batch
 from anomalib.post_processing import PostProcessor
 from lightning.pytorch import LightningModule, Trainer
 
+from .distributed import gathered
+
 PIXELS_KEPT_PER_IMAGE = 4096  # good-image map values kept per image for the pixel quantile (a strided subsample)
 
 
@@ -68,11 +70,12 @@ class LinePostProcessor(PostProcessor):
         super().on_validation_epoch_end(trainer, pl_module)
         if not self.enable_thresholding:
             return
-        scores = torch.cat(self._good_scores) if self._good_scores else torch.empty(0)
+        # under DDP each process scored its share of the validation split: the thresholds pool all of them
+        scores = gathered(torch.cat(self._good_scores) if self._good_scores else torch.empty(0))
         if self.image_false_alarm_rate > 0 and len(scores) >= 2:
             z = NormalDist().inv_cdf(1 - self.image_false_alarm_rate)
             raise_to(self._image_threshold, float(scores.mean() + z * scores.std()))
-        pixels = torch.cat(self._good_pixels) if self._good_pixels else torch.empty(0)
+        pixels = gathered(torch.cat(self._good_pixels) if self._good_pixels else torch.empty(0))
         if self.pixel_false_alarm_rate > 0 and len(pixels):
             raise_to(self._pixel_threshold, float(torch.quantile(pixels[:16_000_000], 1 - self.pixel_false_alarm_rate)))
         self._good_scores, self._good_pixels = [], []
