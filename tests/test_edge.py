@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ganad_plugin.edge import EdgeInferencer, InputError, ModelFormatError
+from ganad_plugin.edge.images import list_images
 
 BLOCK_TORCH = """
 import sys
@@ -83,6 +84,28 @@ def test_bad_inputs_name_the_file_and_the_run_goes_on(exported_ganomaly, tiny_da
                    key=lambda line: line["path"])
     assert [("error" in line) for line in lines] == [False, True, True]
     assert "b_corrupt.png" in lines[1]["error"] and "empty" in lines[2]["error"]
+
+
+def test_bf16_is_asked_for_by_name_and_maps_like_f32(exported_ganomaly, tiny_dataset, tmp_path: Path) -> None:
+    import openvino as ov
+
+    images = list_images(tiny_dataset / "weave" / "test")[:3]
+    full = EdgeInferencer(exported_ganomaly["xml"])
+    half = EdgeInferencer(exported_ganomaly["xml"], precision="bf16")
+    # f32 unless asked; bf16 where the CPU has the units (OpenVINO falls back to f32 where it has not)
+    assert full.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert half.compiled.get_property("INFERENCE_PRECISION_HINT") == (ov.Type.bf16 if has_bf16 else ov.Type.f32)
+    for path in images:
+        low, high = half.predict_file(path), full.predict_file(path)
+        assert np.isfinite(low.score)
+        assert np.corrcoef(low.anomaly_map.ravel(), high.anomaly_map.ravel())[0, 1] > 0.98
+    from ganad_plugin.cli import main
+
+    out = tmp_path / "out"
+    assert main(["infer", "--model", str(exported_ganomaly["xml"]), "--input", str(images[0]), "--output", str(out),
+                 "--precision", "bf16", "--overlays", "none"]) == 0
+    assert "error" not in json.loads((out / "results.jsonl").read_text().splitlines()[0])
 
 
 def test_an_ir_that_is_not_ours_is_refused_by_name(tmp_path: Path) -> None:

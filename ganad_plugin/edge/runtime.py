@@ -166,7 +166,11 @@ class EdgeInferencer:
         )
         # f32 unless asked: on CPUs with bf16 units OpenVINO would otherwise round the maps to bf16
         config = {"PERFORMANCE_HINT": performance_hint, "INFERENCE_PRECISION_HINT": precision}
-        self.compiled = core.compile_model(model, device, config)
+        try:
+            self.compiled = core.compile_model(model, device, config)
+        except RuntimeError as error:
+            msg = f"{model_xml}: cannot be compiled for {device} at precision {precision} ({str(error).splitlines()[0]})"
+            raise ModelFormatError(msg) from error
         self.runner = BatchRunner(self.compiled)
         self.threshold, self.pixel_threshold, self.threshold_source = self._thresholds(model_xml, threshold)
         self.min_region_area_px = min_region_area_px
