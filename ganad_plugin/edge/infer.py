@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="images per inference (default: 1 for LATENCY, 8)")
     parser.add_argument("--min-region-area", type=int, default=16, help="drop regions smaller than this (px)")
     parser.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
-                        help="OpenVINO inference precision (default f32; bf16 is about 1.5x faster on CPUs with bf16 units and cost up to 0.011 image AUROC on validation: docs/speed.md)")
+                        help="OpenVINO inference precision (default f32; bf16 is about 1.5x faster on CPUs with bf16 "
+                             "units and cost up to 0.011 image AUROC on validation: docs/speed.md)")
     parser.add_argument("--overlays", choices=["all", "ng", "none"], default=None,
                         help="which overlays to write (default: all for images, ng for videos and cameras)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop a video or camera after this many frames")

@@ -169,7 +169,8 @@ class EdgeInferencer:
         try:
             self.compiled = core.compile_model(model, device, config)
         except RuntimeError as error:
-            msg = f"{model_xml}: cannot be compiled for {device} at precision {precision} ({str(error).splitlines()[0]})"
+            reason = str(error).splitlines()[0]
+            msg = f"{model_xml}: cannot be compiled for {device} at precision {precision} ({reason})"
             raise ModelFormatError(msg) from error
         self.runner = BatchRunner(self.compiled)
         self.threshold, self.pixel_threshold, self.threshold_source = self._thresholds(model_xml, threshold)
