@@ -3,11 +3,13 @@
     python benchmarks/edge_precision.py --xml results/speed/ganomaly/export/weights/openvino/model.xml [...]
                                         [--category weave] [--write]
 
-`ganad infer` compiles IRs at f32; anomalib's ``OpenVINOInferencer`` leaves OpenVINO's default, which on a CPU with
-bf16 units runs the whole graph in bf16 (docs/speed.md: 2-2.6x its throughput here). Each IR scores, at f32 and at
-bf16, the validation category built from the category's training images only (held-back good images and synthetic
+anomalib's ``OpenVINOInferencer`` leaves OpenVINO's default precision, which on a CPU with bf16 units is bf16 for
+every layer an IR does not mark to stay in f32. Each IR is compiled three ways: f32; bf16 for the whole graph (the
+IR with no marks); bf16 for the networks only (every layer but the convolutions marked to stay in f32, as the
+export writes it: ``ganad_plugin.edge.precision``, what ``ganad infer --precision auto`` then runs). Each scores
+the validation category built from the category's training images only (held-back good images and synthetic
 defects: ``ganad_plugin.validation_set``), never its test split, since the precision is a default to be chosen.
-Prints image and pixel AUROC at each precision and the batch throughput (THROUGHPUT hint, batches of 8).
+Prints image and pixel AUROC of each and the batch throughput (THROUGHPUT hint, batches of 8).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +25,26 @@ import openvino as ov
 from sample_sets import REPO, category_root, load_test_set, write_generated_block
 
 from ganad_plugin.edge.metrics import auroc
+from ganad_plugin.edge.precision import set_evidence_marks
 from ganad_plugin.edge.runtime import BatchRunner
 from ganad_plugin.validation_set import build_validation_category
 
-PRECISIONS = ("f32", "bf16")
+# name: (inference precision, whether the layers after the networks are marked to stay in f32)
+VARIANTS = {"f32": ("f32", False), "bf16 whole graph": ("bf16", False), "bf16 networks, f32 evidence": ("bf16", True)}
 
 
-def measure(xml: Path, precision: str, images: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+def read_with_marks(core: ov.Core, xml: Path, keep_f32: bool) -> ov.Model:
+    """The IR with the f32 marks added or removed (in memory; the file is not changed)."""
+    net = ET.parse(xml).getroot()
+    set_evidence_marks(net, keep_f32=keep_f32)
+    return core.read_model(ET.tostring(net), ov.Tensor(np.fromfile(xml.with_suffix(".bin"), dtype=np.uint8)))
+
+
+def measure(xml: Path, variant: str, images: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> dict[str, float]:
     core = ov.Core()
+    precision, keep_f32 = VARIANTS[variant]
     # as `ganad infer` compiles a folder's model (EdgeInferencer with the THROUGHPUT hint), but for the precision
-    compiled = core.compile_model(core.read_model(xml), "CPU",
+    compiled = core.compile_model(read_with_marks(core, xml, keep_f32), "CPU",
                                   {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": precision})
     runner = BatchRunner(compiled)
     scores, maps = zip(*(runner(images[i : i + 8]) for i in range(0, len(images), 8)), strict=True)
@@ -59,7 +72,7 @@ def main() -> None:
     capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     lines = ["| IR | precision | image AUROC | pixel AUROC | batch images/s | x f32 |", "|---|---|---|---|---|---|"]
     for xml in args.xml:
-        rows = {p: measure(xml, p, array, labels, masks) for p in PRECISIONS}
+        rows = {variant: measure(xml, variant, array, labels, masks) for variant in VARIANTS}
         name = xml.resolve().relative_to(REPO) if xml.resolve().is_relative_to(REPO) else xml
         for precision, row in rows.items():
             lines.append(f"| `{name}` | {precision} | {row['image_auroc']:.3f} | {row['pixel_auroc']:.3f} | "

@@ -5,10 +5,11 @@
 For each category the model's config is trained twice with `ganad train` (seed 0): as shipped, and with
 `--data.train_augmentations ganad_plugin.augmentation.LineAugmentation` (kind "texture" for textures, "part" for
 aligned parts, as listed in KINDS). Each checkpoint then scores the same images as they are and changed as a line
-changes them: brighter and darker by 10 % of the range, contrast down by 15 %, shifted by 4 px. Image and pixel
-AUROC of each (raw torch model). With --split validation (the default) the images are the validation category built
-from train/good (held-back good images and synthetic defects; what per-kind defaults are chosen on), with --split
-test the category's test split (the figure reported in docs/robustness.md, run once). --write writes the page.
+changes them: brighter and darker by 10 % of the range, contrast down by 15 %, moved by 4 px (cropped at the top
+and left and resized back). Image and pixel AUROC of each (raw torch model). With --split validation (the default)
+the images are the validation category built from train/good (held-back good images and synthetic defects; what
+per-kind defaults are chosen on), with --split test the category's test split (the figure reported in
+docs/robustness.md, run once). --write writes the page.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from sample_sets import REPO, category_root, load_test_set, train_with_cli
+from torch.nn import functional as F
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
@@ -32,8 +35,12 @@ SHIFT_PX = 4
 def changes(images: torch.Tensor, masks: np.ndarray) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     """The images (and their masks) as they are and as a drifting line changes them."""
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    shifted = torch.roll(images, shifts=(SHIFT_PX, SHIFT_PX), dims=(2, 3))
-    shifted_masks = np.roll(masks, shift=(SHIFT_PX, SHIFT_PX), axis=(1, 2))
+    # moved: the view cropped by SHIFT_PX at the top and left and resized back (a roll would wrap the far edge round
+    # and draw a seam across every image, a defect of its own)
+    size = images.shape[-2:]
+    shifted = F.interpolate(images[..., SHIFT_PX:, SHIFT_PX:], size=size, mode="bilinear", align_corners=False)
+    shifted_masks = np.stack([cv2.resize(m[SHIFT_PX:, SHIFT_PX:].astype(np.uint8), size[::-1],
+                                         interpolation=cv2.INTER_NEAREST) > 0 for m in masks])
     return {
         "as is": (images, masks),
         "brighter +0.1": ((images + 0.1).clamp(0, 1), masks),

@@ -86,20 +86,78 @@ def test_bad_inputs_name_the_file_and_the_run_goes_on(exported_ganomaly, tiny_da
     assert "b_corrupt.png" in lines[1]["error"] and "empty" in lines[2]["error"]
 
 
-def test_bf16_is_asked_for_by_name_and_maps_like_f32(exported_ganomaly, tiny_dataset, tmp_path: Path) -> None:
+def test_export_marks_every_layer_but_the_convolutions_to_stay_f32(exported_ganomaly) -> None:
+    import xml.etree.ElementTree as ET
+
     import openvino as ov
 
+    from ganad_plugin.edge.precision import F32_ATTRIBUTE, has_f32_evidence
+
+    def marked(layer: ET.Element) -> bool:
+        return any(a.get("name") == F32_ATTRIBUTE["name"] for a in layer.iter("attribute"))
+
+    layers = list(ET.parse(exported_ganomaly["xml"]).getroot().iter("layer"))
+    convolutions = [layer for layer in layers if layer.get("type") in ("Convolution", "ConvolutionBackpropData")]
+    evidence = [layer for layer in layers if layer.get("type") in ("MatMul", "ReduceMean", "Sqrt", "Interpolate")]
+    assert convolutions and evidence
+    assert not any(marked(layer) for layer in convolutions)
+    assert all(marked(layer) for layer in evidence)
+    assert has_f32_evidence(ov.Core().read_model(exported_ganomaly["xml"]))
+
+
+def test_auto_precision_is_bf16_only_with_the_units_and_the_marks() -> None:
+    import openvino as ov
+
+    from ganad_plugin.edge.precision import choose_precision, mark_evidence_f32
+
+    parameter = ov.opset13.parameter([1, 3, 8, 8], np.float32, name="x")
+    plain = ov.Model([ov.opset13.reduce_mean(parameter, [2, 3], keep_dims=False)], [parameter], "plain")
+    assert choose_precision("auto", plain, ["BF16", "FP32"]) == "f32"  # no marks: its evidence would be rounded
+    assert choose_precision("bf16", plain, ["FP32"]) == "bf16"  # asked by name
+    with pytest.raises(ValueError, match="precision must be one of"):
+        choose_precision("int4", plain, ["BF16"])
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        xml = Path(folder) / "m.xml"
+        ov.save_model(plain, xml)
+        assert mark_evidence_f32(xml) == 1
+        assert mark_evidence_f32(xml) == 0  # already marked
+        marked = ov.Core().read_model(xml)
+    assert choose_precision("auto", marked, ["BF16", "FP32"]) == "bf16"
+    assert choose_precision("auto", marked, ["FP32", "INT8"]) == "f32"
+
+
+def test_auto_runs_the_networks_in_bf16_and_the_evidence_in_f32(exported_ganomaly, tiny_dataset, tmp_path) -> None:
+    import xml.etree.ElementTree as ET
+
+    import openvino as ov
+
+    from ganad_plugin.edge.precision import set_evidence_marks
+
+    def bf16_layer_types(inferencer: EdgeInferencer) -> set[str]:
+        ops = inferencer.compiled.get_runtime_model().get_ordered_ops()
+        return {op.get_rt_info()["layerType"].astype(str) for op in ops
+                if op.get_rt_info()["runtimePrecision"].astype(str) == "bf16"}
+
     images = list_images(tiny_dataset / "weave" / "test")[:3]
-    full = EdgeInferencer(exported_ganomaly["xml"])
-    half = EdgeInferencer(exported_ganomaly["xml"], precision="bf16")
-    # f32 unless asked; bf16 where the CPU has the units (OpenVINO falls back to f32 where it has not)
-    assert full.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    auto, full = EdgeInferencer(exported_ganomaly["xml"]), EdgeInferencer(exported_ganomaly["xml"], precision="f32")
     has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    assert half.compiled.get_property("INFERENCE_PRECISION_HINT") == (ov.Type.bf16 if has_bf16 else ov.Type.f32)
+    assert auto.precision == ("bf16" if has_bf16 else "f32") and full.precision == "f32"
+    assert full.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     for path in images:
-        low, high = half.predict_file(path), full.predict_file(path)
+        low, high = auto.predict_file(path), full.predict_file(path)
         assert np.isfinite(low.score)
         assert np.corrcoef(low.anomaly_map.ravel(), high.anomaly_map.ravel())[0, 1] > 0.98
+    if has_bf16:
+        assert "Convolution" in bf16_layer_types(auto)
+        assert "Reduce" not in bf16_layer_types(auto)  # kept f32 by the marks...
+        net = ET.parse(exported_ganomaly["xml"]).getroot()
+        set_evidence_marks(net, keep_f32=False)
+        unmarked = tmp_path / "unmarked.xml"
+        unmarked.write_bytes(ET.tostring(net))
+        unmarked.with_suffix(".bin").write_bytes(exported_ganomaly["xml"].with_suffix(".bin").read_bytes())
+        assert "Reduce" in bf16_layer_types(EdgeInferencer(unmarked, precision="bf16"))  # ...and rounded without
     from ganad_plugin.cli import main
 
     out = tmp_path / "out"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .images import InputError, image_paths
+from .precision import PRECISIONS
 from .regions import save_overlay
 from .results import ResultLog, ResultLogError, timestamp
 from .runtime import EdgeInferencer, ModelFormatError
@@ -33,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OpenVINO performance hint (default: LATENCY for cameras and single images, else THROUGHPUT)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per inference (default: 1 for LATENCY, 8)")
     parser.add_argument("--min-region-area", type=int, default=16, help="drop regions smaller than this (px)")
-    parser.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
-                        help="OpenVINO inference precision (default f32; bf16 is about 1.5x faster on CPUs with bf16 "
-                             "units and cost up to 0.011 image AUROC on validation: docs/speed.md)")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="auto",
+                        help="OpenVINO inference precision (default auto: bf16 for the networks where the CPU has "
+                             "bf16 units and the IR keeps its evidence arithmetic in f32, else f32; bf16 or f16 "
+                             "round the whole graph: docs/speed.md)")
     parser.add_argument("--overlays", choices=["all", "ng", "none"], default=None,
                         help="which overlays to write (default: all for images, ng for videos and cameras)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop a video or camera after this many frames")
@@ -165,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     overlay_policy = args.overlays or ("ng" if streaming and not args.watch else "all")
     overlays = args.output / "overlays"
     print(f"model {inferencer.model_id}; thresholds: image {inferencer.threshold:g}, pixel "
-          f"{inferencer.pixel_threshold:g} ({inferencer.threshold_source}); {hint}, batches of {batch_size}",
+          f"{inferencer.pixel_threshold:g} ({inferencer.threshold_source}); {hint}, batches of {batch_size}, "
+          f"{inferencer.precision}",
           file=sys.stderr)
     start = time.perf_counter()
     frames_by_name: dict[str, Frame] = {}

@@ -15,6 +15,7 @@ import numpy as np
 import openvino as ov
 
 from .images import InputError, read_rgb
+from .precision import choose_precision
 from .regions import find_regions
 
 REQUIRED_OUTPUTS = ("pred_score", "anomaly_map")
@@ -121,7 +122,9 @@ class EdgeInferencer:
             thresholds in ``thresholds.json`` beside the model (``ganad calibrate``) if there is one, else
             0.5, which is anomalib's validation (F1-adaptive) threshold after normalisation.
         min_region_area_px: defect regions smaller than this are dropped as specks.
-        precision: OpenVINO inference precision (``"f32"``; ``"bf16"`` or ``"f16"`` trade accuracy for speed).
+        precision: OpenVINO inference precision: ``"auto"`` (bf16 where the device has the units and the IR keeps
+            its evidence arithmetic in f32, ``precision.choose_precision``; else f32), ``"f32"``, or ``"bf16"`` /
+            ``"f16"`` for the whole graph. ``self.precision`` is the one compiled with.
     """
 
     def __init__(
@@ -131,7 +134,7 @@ class EdgeInferencer:
         performance_hint: str = "LATENCY",
         threshold: float | None = None,
         min_region_area_px: int = 16,
-        precision: str = "f32",
+        precision: str = "auto",
     ) -> None:
         model_xml = Path(model_xml)
         if not model_xml.is_file():
@@ -164,7 +167,16 @@ class EdgeInferencer:
         self.fixed_size = (
             (shape[2].get_length(), shape[3].get_length()) if shape[2].is_static and shape[3].is_static else None
         )
-        # f32 unless asked: on CPUs with bf16 units OpenVINO would otherwise round the maps to bf16
+        # never OpenVINO's own default, which on CPUs with bf16 units rounds the whole graph, maps included, to bf16
+        try:
+            capabilities = list(core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
+        except RuntimeError:
+            capabilities = []  # a device that does not say: auto keeps f32
+        try:
+            precision = choose_precision(precision, model, capabilities)
+        except ValueError as error:
+            raise ModelFormatError(f"{model_xml}: {error}") from error
+        self.precision = precision
         config = {"PERFORMANCE_HINT": performance_hint, "INFERENCE_PRECISION_HINT": precision}
         try:
             self.compiled = core.compile_model(model, device, config)

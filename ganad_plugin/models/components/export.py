@@ -1,8 +1,10 @@
-"""Export for the plugin's models: anomalib's exporters, with two changes a factory needs.
+"""Export for the plugin's models: anomalib's exporters, with three changes a factory needs.
 
 - ``torch``: anomalib pickles the whole module, and spectral-norm parametrisations (EGBAD's and AnoGAN's
   discriminators) cannot be pickled; a copy with the normalisation folded into plain weights is saved instead
   (the same outputs in eval mode).
+- ``openvino``: every layer but the networks' convolutions is marked to stay in f32 when a runtime lowers the
+  precision (``ganad_plugin.edge.precision``), so that bf16 on a CPU, or f16, speeds up the networks only.
 - ``openvino`` with ``INT8_PTQ``: anomalib calibrates NNCF on the validation split, which for MVTec-style data may
   hold defects. Here the FP32 IR is exported as anomalib does, then quantised on the category's *normal training
   images*, only in the networks' convolutions; the INT8 and the FP32 model then score the same images, good
@@ -27,6 +29,8 @@ from anomalib.deploy import CompressionType
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import binary_auroc
+
+from ganad_plugin.edge.precision import mark_evidence_f32
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +104,12 @@ class NormalImageExportMixin:
         common = {"model_file_name": model_file_name, "input_size": input_size, "ov_kwargs": ov_kwargs,
                   "onnx_kwargs": onnx_kwargs}
         if compression_type != CompressionType.INT8_PTQ:
-            return super().to_openvino(
+            xml = Path(super().to_openvino(
                 export_root, compression_type=compression_type, datamodule=datamodule, metric=metric, task=task,
                 max_drop=max_drop, **common,
-            )
+            ))
+            mark_evidence_f32(xml)
+            return xml
         import openvino as ov
 
         if datamodule is None:
@@ -119,6 +125,7 @@ class NormalImageExportMixin:
         int8 = quantise_on_normal_images(fp32.clone(), datamodule)
         ov.save_model(int8, xml, compress_to_fp16=False)
         check_int8_accuracy(xml, fp32, int8, datamodule, max_drop)
+        mark_evidence_f32(xml)
         return xml
 
 

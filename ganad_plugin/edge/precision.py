@@ -1,0 +1,73 @@
+"""Mixed precision inside an IR: the networks may run in bf16, the evidence arithmetic after them stays in f32.
+
+The networks' convolutions are most of an IR's work and lose little in bf16. The arithmetic after them (the feature
+memory's distances, norms, logarithms, standardisation, pooling, the resize and smoothing of the maps) works on
+small differences that bf16's 8-bit mantissa rounds away. OpenVINO's CPU plugin keeps a node in its original
+precision when the node carries the ``DisablePrecisionConversion`` runtime attribute, which the IR reader restores
+from the XML; ``mark_evidence_f32`` writes it on every layer but the convolutions at export. ``ganad infer`` then
+runs such an IR in bf16 where the CPU has the units (``choose_precision``); an IR without the marks stays in f32.
+What each choice measured: ``docs/speed.md``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+F32_ATTRIBUTE = {"name": "DisablePrecisionConversion", "version": "0", "value": "dynamic:f16"}
+F32_RT_KEY = "DisablePrecisionConversion_0"
+# The layers allowed to run at the lower precision: the networks' convolutions (and what feeds them weights).
+NETWORK_TYPES = frozenset({
+    "Convolution", "ConvolutionBackpropData", "GroupConvolution", "FakeQuantize", "Convert", "Const", "Parameter",
+    "Result",
+})
+PRECISIONS = ("auto", "f32", "bf16", "f16")
+
+
+def mark_evidence_f32(xml: Path) -> int:
+    """Mark every layer of the IR ``xml`` that is not a convolution as to be kept in f32; rewrites the file.
+    Returns the number of layers newly marked."""
+    tree = ET.parse(xml)
+    marked = set_evidence_marks(tree.getroot(), keep_f32=True)
+    tree.write(xml, encoding="utf-8", xml_declaration=True)
+    return marked
+
+
+def set_evidence_marks(net: ET.Element, *, keep_f32: bool) -> int:
+    """Add (``keep_f32``) or remove the f32 marks on the layers of an IR's parsed XML ``net``; returns the number
+    of layers changed."""
+    changed = 0
+    for layer in net.iter("layer"):
+        if layer.get("type") in NETWORK_TYPES:
+            continue
+        rt_info = layer.find("rt_info")
+        if rt_info is None:
+            rt_info = ET.SubElement(layer, "rt_info")
+        marks = [attribute for attribute in rt_info.findall("attribute") if attribute.get("name") == F32_ATTRIBUTE["name"]]
+        if keep_f32 and not marks:
+            ET.SubElement(rt_info, "attribute", F32_ATTRIBUTE)
+            changed += 1
+        elif not keep_f32 and marks:
+            for mark in marks:
+                rt_info.remove(mark)
+            changed += 1
+    return changed
+
+
+def has_f32_evidence(model: Any) -> bool:
+    """Whether an ``openvino.Model`` carries ``mark_evidence_f32``'s marks (on any layer but the network's)."""
+    return any(
+        F32_RT_KEY in op.get_rt_info() for op in model.get_ordered_ops() if op.get_type_name() not in NETWORK_TYPES
+    )
+
+
+def choose_precision(requested: str, model: Any, device_capabilities: list[str]) -> str:
+    """The inference precision to compile with: ``requested`` unless it is "auto", which picks bf16 when the device
+    has bf16 units and the IR keeps its evidence arithmetic in f32, else f32."""
+    if requested not in PRECISIONS:
+        msg = f"precision must be one of {PRECISIONS}, got {requested!r}"
+        raise ValueError(msg)
+    if requested != "auto":
+        return requested
+    return "bf16" if "BF16" in device_capabilities and has_f32_evidence(model) else "f32"
