@@ -186,8 +186,8 @@ def main() -> None:
         parser.error(f"--set takes KEY=VALUE, got {bad}")
     torch.set_num_threads(2)
     rows = []
-    for category in args.categories:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seeds outermost: a run stopped early has every category at the seeds it finished
+        for category in args.categories:
             budget = None
             for model in args.models:
                 figures = run_ours(model, category, seed, args.set)

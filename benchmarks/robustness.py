@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from sample_sets import REPO, category_root, load_test_set, train_with_cli
+from sample_sets import REPO, category_root, load_test_set, train_with_cli, write_generated_block
 from torch.nn import functional as F
 
 import ganad_plugin.models
@@ -91,10 +91,11 @@ def main() -> None:
     print("\n" + table)
     if args.write:
         command = " ".join(["python benchmarks/robustness.py", *sys.argv[1:]])
-        (REPO / "docs" / "robustness.md").write_text(
-            "# Robustness to a drifting line, before and after training augmentation\n\n"
+        write_generated_block(
+            REPO / "docs" / "robustness.md", f"robustness.py {args.split}",
             f"Made by `{command}` (2 CPU cores, seed 0, {args.model}). Each cell: image / pixel AUROC of the same "
-            f"images ({args.split} split), changed as the column says.\n\n{table}\n")
+            f"images ({args.split} split), changed as the column says.\n\n{table}",
+            "Robustness to a drifting line, before and after training augmentation")
 
 
 if __name__ == "__main__":
