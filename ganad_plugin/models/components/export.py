@@ -64,7 +64,7 @@ def without_parametrisations(model: Any) -> Any:
 
 
 class NormalImageExportMixin:
-    """anomalib's ``to_torch`` and ``to_openvino`` with the two changes above (mixed in before ``AnomalibModule``)."""
+    """anomalib's ``to_torch`` and ``to_openvino`` with the changes above (mixed in before ``AnomalibModule``)."""
 
     def require_calibration(self, what: str) -> None:
         """Refuse ``what`` (an export, a test) for a model whose feature memory and evidence scales were never set:
