@@ -41,7 +41,8 @@ GRAPH = {module_name(path): plugin_imports(path) for path in PACKAGE.rglob("*.py
 
 
 # the edge's pure helpers that training may use (STYLE.md): reading image files, nothing of the runtime
-EDGE_HELPERS = {"ganad_plugin.edge.images"}
+# pure helpers the training side may use: image decoding, and the IR precision marks the export writes (xml only)
+EDGE_HELPERS = {"ganad_plugin.edge.images", "ganad_plugin.edge.precision"}
 
 
 def test_the_edge_imports_nothing_from_the_models_and_the_models_only_its_pure_helpers() -> None:
