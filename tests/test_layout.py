@@ -40,8 +40,8 @@ def plugin_imports(path: Path) -> set[str]:
 GRAPH = {module_name(path): plugin_imports(path) for path in PACKAGE.rglob("*.py")}
 
 
-# the edge's pure helpers that training may use (STYLE.md): reading image files, nothing of the runtime
-# pure helpers the training side may use: image decoding, and the IR precision marks the export writes (xml only)
+# the edge's pure helpers that training may use (STYLE.md): reading image files and writing the IR's precision
+# marks (xml only), nothing of the runtime
 EDGE_HELPERS = {"ganad_plugin.edge.images", "ganad_plugin.edge.precision"}
 
 

@@ -56,7 +56,7 @@ def set_evidence_marks(net: ET.Element, *, keep_f32: bool) -> int:
 
 
 def has_f32_evidence(model: Any) -> bool:
-    """Whether an ``openvino.Model`` carries ``mark_evidence_f32``'s marks (on any layer but the network's)."""
+    """Whether an OpenVINO ``Model`` carries ``mark_evidence_f32``'s marks (on any layer but the network's)."""
     return any(
         F32_RT_KEY in op.get_rt_info() for op in model.get_ordered_ops() if op.get_type_name() not in NETWORK_TYPES
     )
