@@ -10,6 +10,8 @@ switches on, in ``EVIDENCE_NAMES`` order:
             for 32-px patches) to the nearest normal feature (``FeatureMemory``),
   colour    the distance of each place's local colour mean and spread from those of normal images
             (``ColourStatistics``; no network),
+  defect    the defect probability of a small segmentation network trained, after the GAN, to find synthetic
+            defects drawn on the normal training images (``DefectHead``),
 and ``AnomalyScorer`` smooths, standardises and combines them into the anomaly map and the image score. A map with
 weight 0 is neither computed nor in the exported graph.
 
@@ -28,6 +30,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from .blocks import DcganEncoder
 from .colour_statistics import ColourStatistics
+from .defect_head import DefectHead
 from .memory import FeatureMemory
 from .patches import PatchGrid
 from .scoring import AnomalyScorer, signed_residual
@@ -65,6 +68,8 @@ class PatchAnomalyModel(nn.Module):
         self.colour = (
             ColourStatistics(channels, evidence.colour_sigma_px, evidence.colour_cells) if "colour" in active else None
         )
+        self.defect = DefectHead(channels) if "defect" in active else None
+        self.defect_steps = evidence.defect_steps
         residual_channels = channels if evidence.colour_residual else 1
         self.scorer = None if self.paper_score else AnomalyScorer(
             signed=tuple(name == "residual" for name in active),
@@ -161,17 +166,20 @@ class PatchAnomalyModel(nn.Module):
             maps.append(F.interpolate(distances, size=size, mode="bilinear", align_corners=False))
         if self.colour is not None:
             maps.append(self.colour(images))
+        if self.defect is not None:
+            maps.append(self.defect.probability(images))
         return torch.cat(maps, dim=1)
 
     @property
     def calibrated(self) -> bool:
-        """Whether the memory and colour statistics (if any) are filled and the evidence scales are fitted
-        (``fit_normal``)."""
+        """Whether the memory and colour statistics (if any) are filled, the defect head (if any) trained and the
+        evidence scales fitted (``fit_normal``)."""
         if self.scorer is None:
             return True  # the paper's score has nothing to fit
         memory_ready = self.memory is None or bool(self.memory.filled)
         colour_ready = self.colour is None or bool(self.colour.filled)
-        return memory_ready and colour_ready and bool(self.scorer.calibration.calibrated)
+        defect_ready = self.defect is None or bool(self.defect.filled)
+        return memory_ready and colour_ready and defect_ready and bool(self.scorer.calibration.calibrated)
 
     @torch.no_grad()
     def fit_normal(self, batches: Iterable[torch.Tensor], max_images: int = 256) -> int:
@@ -180,17 +188,22 @@ class PatchAnomalyModel(nn.Module):
 
         With a memory, every fourth image is held out of it and calibrates the scales instead: a memory image's own
         features are at distance 0, which would make the normal spread look far too small. The colour statistics
-        (a mean and covariance, nothing to overfit) are fitted on every image. Returns the number of images used
-        (0 for the paper's score, which has nothing to fit).
+        (a mean and covariance, nothing to overfit) are fitted on every image; the defect head trains on the
+        memory's three in four only, so that the held-out ones show its response to normal images it has not seen.
+        Returns the number of images used (0 for the paper's score, which has nothing to fit).
         """
         if self.scorer is None:
             return 0
-        features, held_out, seen, every_image = [], [], 0, []
+        features, held_out, seen, every_image, to_head = [], [], 0, [], []
         for images in batches:
             every_image.append(images[: max_images - seen])
             images = images[: max_images - seen]
-            to_memory = [i for i in range(len(images)) if self.memory is not None and (seen + i) % 4 != 3]
-            held_out += [images[i] for i in range(len(images)) if i not in to_memory]
+            fitting = [i for i in range(len(images)) if (seen + i) % 4 != 3]
+            learns = self.memory is not None or self.defect is not None  # else every image calibrates
+            held_out += [images[i] for i in range(len(images)) if not learns or i not in fitting]
+            to_memory = fitting if self.memory is not None else []
+            if self.defect is not None:
+                to_head += [images[i] for i in fitting]
             if to_memory:
                 features.append(self.memory_features(images[to_memory]).permute(0, 2, 3, 1).flatten(0, 2))
             seen += len(images)
@@ -203,6 +216,8 @@ class PatchAnomalyModel(nn.Module):
             self.memory.fit(torch.cat(features))
         if self.colour is not None:
             self.colour.fit(every_image)
+        if self.defect is not None:
+            self.defect.fit(torch.stack(to_head), self.defect_steps)
         evidence = torch.cat([
             self.evidence(torch.stack(held_out[start : start + CALIBRATION_BATCH]))
             for start in range(0, len(held_out), CALIBRATION_BATCH)

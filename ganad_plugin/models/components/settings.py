@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import torch
 
-EVIDENCE_NAMES = ("residual", "distance", "memory", "colour")
+EVIDENCE_NAMES = ("residual", "distance", "memory", "colour", "defect")
 LR_SCHEDULES = ("constant", "cosine")
 # Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
 # was trained (``Evidence.__setstate__``)
-SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False}
+SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False,
+                                "defect_weight": 0.0, "defect_steps": 600}
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ class Evidence:
         colour_sigma_px: the colour statistics' Gaussian window, in model-input pixels.
         colour_cells: the colour statistics' distribution is learnt per cell of a grid of this many cells a side
             (an aligned part or print); 1: one distribution for the whole image (a stationary texture).
+        defect_weight: weight of the defect head's map: a small segmentation network trained, after the GAN, to find
+            synthetic defects drawn on the normal training images (``defect_head.DefectHead``), which learns a
+            random texture the networks cannot reconstruct; 0: off (not trained, not in the export).
+        defect_steps: the defect head's training batches (of 8 images).
         colour_residual: take the residual's magnitude over the colour channels (a colour change whose channels
             move apart counts) rather than of their mean.
         smoothing_sigma_px: Gaussian smoothing of each evidence map, in model-input pixels.
@@ -137,6 +142,8 @@ class Evidence:
     colour_weight: float = 0.5
     colour_sigma_px: float = 4.0
     colour_cells: int = 8
+    defect_weight: float = 0.0
+    defect_steps: int = 600
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
@@ -162,6 +169,9 @@ class Evidence:
         if self.colour_cells < 1:
             msg = ("evidence.colour_cells must be at least 1 (1: one distribution for the image), "
                    f"got {self.colour_cells}")
+            raise ValueError(msg)
+        if self.defect_weight > 0 and self.defect_steps < 1:
+            msg = f"evidence.defect_steps must be at least 1 while defect_weight > 0, got {self.defect_steps}"
             raise ValueError(msg)
         if self.position_cells < 0 or self.position_border_px < 0:
             msg = (f"evidence.position_cells and evidence.position_border_px must be >= 0 (0: off), got "

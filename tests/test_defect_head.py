@@ -1,0 +1,98 @@
+"""The defect head: synthetic training defects, that it learns to find them, and its place among the evidence maps
+(trained by ``fit_normal``, off at weight 0, exported in the graph)."""
+
+from __future__ import annotations
+
+import numpy as np
+import openvino as ov
+import pytest
+import torch
+
+from ganad_plugin.models import Evidence, PatchNetwork
+from ganad_plugin.models.components.defect_head import DefectHead, draw_training_defect
+from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
+
+SMALL = PatchNetwork(n_features=8, latent_dim=16)
+
+
+def speckle(count: int, size: int, channels: int = 3, seed: int = 0) -> torch.Tensor:
+    """A random grey speckle texture [N, C, size, size] in [0, 1]: mid grey with dark and bright grains."""
+    generator = torch.Generator().manual_seed(seed)
+    grains = torch.rand(count, 1, size, size, generator=generator)
+    texture = 0.5 + 0.3 * (grains > 0.9).float() - 0.3 * (grains < 0.1).float()
+    return texture.expand(-1, channels, -1, -1).clone()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_training_defect_changes_the_image_where_its_mask_says(channels: int) -> None:
+    rng = np.random.default_rng(0)
+    images = speckle(4, 64, channels).permute(0, 2, 3, 1).numpy()
+    for _ in range(20):
+        out, mask = draw_training_defect(rng, images[0], images)
+        assert out.shape == images[0].shape and mask.shape == (64, 64)
+        assert 0.0 <= out.min() and out.max() <= 1.0
+        changed = np.abs(out - images[0]).max(axis=-1) > 0.1
+        # almost every visibly changed pixel is in the mask, a thin line's soft edge too
+        assert (changed & (mask == 0)).sum() <= max(2, 0.05 * changed.sum())
+    masks = [draw_training_defect(rng, images[0], images)[1].sum() for _ in range(20)]
+    assert sum(m > 0 for m in masks) >= 15
+
+
+def test_the_head_learns_to_find_a_darker_patch_on_a_random_texture() -> None:
+    torch.manual_seed(0)
+    head = DefectHead(3, width=16)
+    normal = speckle(24, 64)
+    loss = head.fit(normal, steps=300)
+    assert np.isfinite(loss) and bool(head.filled)
+    test = speckle(8, 64, seed=1)
+    defective = test.clone()
+    defective[:, :, 24:36, 24:36] *= 0.6  # a worn spot: the texture kept, 40 % darker
+    with torch.no_grad():
+        normal_logits, defect_logits = head(test), head(defective)
+    inside = defect_logits[:, :, 26:34, 26:34].mean()
+    assert inside > normal_logits.amax(dim=(1, 2, 3)).mean()  # above the highest place of a normal image
+
+
+def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_map_exports(tmp_path) -> None:
+    torch.manual_seed(0)
+    # the defect map alone: an untrained tiny generator's residual has a near-zero spread that magnifies rounding
+    # (see test_evidence's export test), which is not what this test is about
+    evidence = Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=0, defect_weight=1.0,
+                        defect_steps=2)
+    net = GanomalyModel(network=SMALL, evidence=evidence).eval()
+    assert net.evidence_names == ("defect",)
+    assert not net.calibrated
+    seen = []
+    fit = net.defect.fit
+    net.defect.fit = lambda images, steps: seen.append(images) or fit(images, steps)  # type: ignore[method-assign]
+    normal = torch.rand(8, 3, 64, 64)
+    net.fit_normal([normal])
+    assert net.calibrated and len(seen[0]) == 6  # every fourth image calibrates instead
+    assert not any(torch.equal(image, normal[3]) or torch.equal(image, normal[7]) for image in seen[0])
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(net, (torch.rand(1, 3, 64, 64),), path, dynamo=True, output_names=["pred_score", "anomaly_map"])
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = net(image)
+    actual = compiled(image.numpy())
+    span = float(expected.anomaly_map.max() - expected.anomaly_map.min())
+    torch.testing.assert_close(torch.from_numpy(actual[0]), expected.pred_score, atol=1e-3 * span, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(actual[1]), expected.anomaly_map, atol=1e-3 * span, rtol=0)
+
+
+def test_the_head_is_off_by_default_and_its_settings_are_checked() -> None:
+    assert GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64)).defect is None
+    with pytest.raises(ValueError, match="defect_steps"):
+        Evidence(defect_weight=1.0, defect_steps=0)
+
+
+def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path) -> None:
+    earlier = Evidence.__new__(Evidence)  # as a checkpoint of the earlier code pickled it: no defect fields
+    for name, value in vars(Evidence()).items():
+        if not name.startswith("defect_"):
+            object.__setattr__(earlier, name, value)
+    torch.save({"hyper_parameters": {"evidence": earlier}}, tmp_path / "old.ckpt")
+    loaded = torch.load(tmp_path / "old.ckpt", weights_only=True)["hyper_parameters"]["evidence"]
+    assert loaded.defect_weight == 0.0 and "defect" not in loaded.active()
+    assert GanomalyModel(network=SMALL, evidence=loaded).defect is None
