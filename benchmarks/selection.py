@@ -32,6 +32,7 @@ from sample_sets import REPO, category_root, load_test_set, load_train_images, t
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.colour_statistics import ColourStatistics
+from ganad_plugin.models.components.defect_head import DefectHead
 from ganad_plugin.models.components.scoring import AnomalyScorer
 from ganad_plugin.models.components.settings import Evidence, PatchNetwork
 from ganad_plugin.validation_set import build_validation_category
@@ -129,6 +130,19 @@ FOURTH: dict[str, dict] = {
     "current, memory 2048": {"memory_size": 2048},
 }
 
+# The sixth run (all five categories): the defect head (``DefectHead``: a segmentation network trained on synthetic
+# defects drawn on the normal training images) as a fifth evidence map, against the current defaults.
+SIXTH: dict[str, dict] = {
+    "current": {},
+    "current, defect 0.5": {"defect_weight": 0.5},
+    "current, defect 1": {"defect_weight": 1.0},
+    "current, defect 2": {"defect_weight": 2.0},
+    "current, defect 4": {"defect_weight": 4.0},
+    "current, defect 1, 300 steps": {"defect_weight": 1.0, "defect_steps": 300},
+    "defect only": {"residual_weight": 0.0, "distance_weight": 0.0, "memory_weight": 0.0, "colour_weight": 0.0,
+                    "defect_weight": 1.0},
+}
+
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
 # before it (40 epochs, width 32, 32 patches an image), whose checkpoints the earlier runs scored.
@@ -150,8 +164,9 @@ VARIANTS: dict[str, dict] = {name: {**FIRST_DEFAULTS, **change} for name, change
 VARIANTS.update({name: {**BASE_DEFAULTS, **change} for name, change in BASE.items()})
 VARIANTS.update({name: {**SHIPPED_DEFAULTS, **change} for name, change in THIRD.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FOURTH.items()})
-# before the colour map existed every variant had none
-VARIANTS = {name: {"colour_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SIXTH.items()})
+# before the colour map and the defect head existed every variant had neither
+VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
 
 
 RAW_KEYS = ("colour_residual", "memory_colour_weight", "memory_size")  # settings that change the networks' maps
@@ -164,7 +179,7 @@ def raw_evidence(model_name: str, state: dict, network: PatchNetwork, evidence: 
     with the memory refilled from ``train`` as training does: (maps of the held-out training images that calibrate,
     maps of the test images)."""
     every_map = dataclasses.replace(evidence, residual_weight=1.0, distance_weight=1.0, memory_weight=1.0,
-                                    colour_weight=0.0)
+                                    colour_weight=0.0, defect_weight=0.0)
     net = getattr(ganad_plugin.models, model_name)(network=network, evidence=every_map).model
     weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
     weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer.", "colour."))}
@@ -193,12 +208,26 @@ def colour_evidence(sigma_px: float, cells: int, train: torch.Tensor,
     return maps[0], maps[1]
 
 
+def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The defect head's map trained as ``fit_normal`` trains it (on the three in four training images that fill
+    the memory): (maps of the held-out training images that calibrate, maps of the test images)."""
+    head = DefectHead(train.shape[1])
+    first = train[:256]
+    head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps)
+    with torch.no_grad():
+        maps = [torch.cat([head.probability(images[i : i + 8]) for i in range(0, len(images), 8)])
+                for images in (first[3::4], test)]
+    return maps[0], maps[1]
+
+
 def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, channels: int, labels: np.ndarray,
                   masks: np.ndarray) -> tuple[float, float]:
     """Image and pixel AUROC of ``evidence``'s maps, weights, smoothing and pooling on the raw maps of
-    ``raw_evidence`` (residual with ``channels`` channels, distance, memory) and ``colour_evidence`` after them."""
+    ``raw_evidence`` (residual with ``channels`` channels, distance, memory), ``colour_evidence`` and
+    ``defect_evidence`` after them."""
     groups = {"residual": slice(0, channels), "distance": slice(channels, channels + 1),
-              "memory": slice(channels + 1, channels + 2), "colour": slice(channels + 2, channels + 3)}
+              "memory": slice(channels + 1, channels + 2), "colour": slice(channels + 2, channels + 3),
+              "defect": slice(channels + 3, channels + 4)}
     active = evidence.active()
     scorer = AnomalyScorer(
         signed=tuple(name == "residual" for name in active),
@@ -249,6 +278,7 @@ def main() -> None:
             state, network = checkpoint["state_dict"], checkpoint["hyper_parameters"]["network"]
             raws: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             colours: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+            defects: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
             for evidence_variant in args.variants:
                 variant = evidence_variant if training == "config" else f"{training}; {evidence_variant}"
                 if (model_name, category, variant) in done:  # scored before on the same checkpoint
@@ -269,8 +299,18 @@ def main() -> None:
                 colour_key = (evidence.colour_sigma_px, evidence.colour_cells)
                 if colour_key not in colours:
                     colours[colour_key] = colour_evidence(*colour_key, train, test)
-                maps = tuple(torch.cat([net, colour], dim=1)
-                             for net, colour in zip(raws[key], colours[colour_key], strict=True))
+                steps = evidence.defect_steps if evidence.defect_weight > 0 else 0
+                if steps not in defects:  # the head trains for minutes: cached beside the checkpoint
+                    cache = out / f"defect_evidence_{steps}.pt"
+                    if steps == 0:
+                        defects[steps] = tuple(torch.ones(len(t), 1, *t.shape[-2:]) for t in (train[:256][3::4], test))
+                    elif cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime:
+                        defects[steps] = torch.load(cache)
+                    else:
+                        defects[steps] = defect_evidence(steps, train, test)
+                        torch.save(defects[steps], cache)
+                maps = tuple(torch.cat([net, colour, defect], dim=1)
+                             for net, colour, defect in zip(raws[key], colours[colour_key], defects[steps], strict=True))
                 channels = test.shape[1] if evidence.colour_residual else 1
                 image, pixel = score_variant(maps, evidence, channels, labels, masks)
                 rows.append({"model": model_name, "category": category, "variant": variant, "seed": args.seed,
@@ -342,7 +382,7 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     command = shlex.join(["python", "benchmarks/selection.py", *sys.argv[1:]])
     page = docs / "selection.md"
     runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD,
-            "selection.py memory size": FOURTH}
+            "selection.py memory size": FOURTH, "selection.py defect head": SIXTH}
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     if args.training != ["config"]:
         block = "selection.py training"
