@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import numpy as np
-import openvino as ov
 import pytest
 import torch
 
 from ganad_plugin.models import Evidence, PatchNetwork
 from ganad_plugin.models.components.defect_head import DefectHead, draw_training_defect
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
+
+from .test_evidence import assert_onnx_ir_matches_torch
 
 SMALL = PatchNetwork(n_features=8, latent_dim=16)
 
@@ -69,16 +70,7 @@ def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_m
     net.fit_normal([normal])
     assert net.calibrated and len(seen[0]) == 6  # every fourth image calibrates instead
     assert not any(torch.equal(image, normal[3]) or torch.equal(image, normal[7]) for image in seen[0])
-    path = tmp_path / "model.onnx"
-    torch.onnx.export(net, (torch.rand(1, 3, 64, 64),), path, dynamo=True, output_names=["pred_score", "anomaly_map"])
-    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    image = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        expected = net(image)
-    actual = compiled(image.numpy())
-    span = float(expected.anomaly_map.max() - expected.anomaly_map.min())
-    torch.testing.assert_close(torch.from_numpy(actual[0]), expected.pred_score, atol=1e-3 * span, rtol=0)
-    torch.testing.assert_close(torch.from_numpy(actual[1]), expected.anomaly_map, atol=1e-3 * span, rtol=0)
+    assert_onnx_ir_matches_torch(net, (64, 64), tmp_path, relative_tolerance=1e-3)
 
 
 def test_the_head_is_off_by_default_and_its_settings_are_checked() -> None:
