@@ -32,7 +32,7 @@ from sample_sets import REPO, category_root, load_test_set, load_train_images, t
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.colour_statistics import ColourStatistics
-from ganad_plugin.models.components.defect_head import DefectHead
+from ganad_plugin.models.components.defect_head import STEPS_PER_IMAGE, DefectHead
 from ganad_plugin.models.components.scoring import AnomalyScorer
 from ganad_plugin.models.components.settings import Evidence, PatchNetwork
 from ganad_plugin.validation_set import build_validation_category
@@ -143,6 +143,15 @@ SIXTH: dict[str, dict] = {
                     "defect_weight": 1.0},
 }
 
+# The seventh run (all five categories): the head's weight, trained in bf16 where the CPU has the units, for at most
+# 300 batches and ``STEPS_PER_IMAGE`` an image, each from three seeds of its own on the same GAN checkpoint (its spread).
+# ``head_seed`` is the seed ``DefectHead.fit`` draws its defects and first weights from (not an evidence setting).
+SEVENTH: dict[str, dict] = {"current": {}} | {
+    f"current, defect {weight:g}, 300 steps bf16, head seed {seed}": {
+        "defect_weight": weight, "defect_steps": 300, "head_seed": seed}
+    for weight in (1.0, 2.0) for seed in (0, 1, 2)
+}
+
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
 # before it (40 epochs, width 32, 32 patches an image), whose checkpoints the earlier runs scored.
@@ -165,6 +174,7 @@ VARIANTS.update({name: {**BASE_DEFAULTS, **change} for name, change in BASE.item
 VARIANTS.update({name: {**SHIPPED_DEFAULTS, **change} for name, change in THIRD.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FOURTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SIXTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SEVENTH.items()})
 # before the colour map and the defect head existed every variant had neither
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
 
@@ -208,12 +218,13 @@ def colour_evidence(sigma_px: float, cells: int, train: torch.Tensor,
     return maps[0], maps[1]
 
 
-def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor,
+                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The defect head's map trained as ``fit_normal`` trains it (on the three in four training images that fill
     the memory): (maps of the held-out training images that calibrate, maps of the test images)."""
     head = DefectHead(train.shape[1])
     first = train[:256]
-    head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps)
+    head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps, seed=seed)
     with torch.no_grad():
         maps = [torch.cat([head.probability(images[i : i + 8]) for i in range(0, len(images), 8)])
                 for images in (first[3::4], test)]
@@ -278,14 +289,16 @@ def main() -> None:
             state, network = checkpoint["state_dict"], checkpoint["hyper_parameters"]["network"]
             raws: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             colours: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-            defects: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+            defects: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
             for evidence_variant in args.variants:
                 variant = evidence_variant if training == "config" else f"{training}; {evidence_variant}"
                 if (model_name, category, variant) in done:  # scored before on the same checkpoint
                     rows.append(done[(model_name, category, variant)])
                     continue
                 start = time.perf_counter()
-                evidence = dataclasses.replace(Evidence(), **VARIANTS[evidence_variant])
+                settings = dict(VARIANTS[evidence_variant])
+                head_seed = settings.pop("head_seed", 0)
+                evidence = dataclasses.replace(Evidence(), **settings)
                 key = tuple(getattr(evidence, name) for name in RAW_KEYS)
                 if key not in raws:
                     # beside its checkpoint; the default memory size is left out of the name (caches before the
@@ -300,17 +313,22 @@ def main() -> None:
                 if colour_key not in colours:
                     colours[colour_key] = colour_evidence(*colour_key, train, test)
                 steps = evidence.defect_steps if evidence.defect_weight > 0 else 0
-                if steps not in defects:  # the head trains for minutes: cached beside the checkpoint
-                    cache = out / f"defect_evidence_{steps}.pt"
+                if "head_seed" in VARIANTS[evidence_variant]:  # the seventh run on: the length capped by the images
+                    steps = min(steps, STEPS_PER_IMAGE * len([i for i in range(len(train[:256])) if i % 4 != 3]))
+                if (steps, head_seed) not in defects:  # the head trains for minutes: cached beside the checkpoint
+                    # the seventh run's heads train in bf16 where the CPU has the units (the sixth's in f32)
+                    seeded = f"_bf16_seed{head_seed}" if "head_seed" in VARIANTS[evidence_variant] else ""
+                    cache = out / f"defect_evidence_{steps}{seeded}.pt"
                     if steps == 0:
-                        defects[steps] = tuple(torch.ones(len(t), 1, *t.shape[-2:]) for t in (train[:256][3::4], test))
+                        defects[steps, head_seed] = tuple(torch.ones(len(t), 1, *t.shape[-2:])
+                                                          for t in (train[:256][3::4], test))
                     elif cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime:
-                        defects[steps] = torch.load(cache)
+                        defects[steps, head_seed] = torch.load(cache)
                     else:
-                        defects[steps] = defect_evidence(steps, train, test)
-                        torch.save(defects[steps], cache)
-                maps = tuple(torch.cat([net, colour, defect], dim=1)
-                             for net, colour, defect in zip(raws[key], colours[colour_key], defects[steps], strict=True))
+                        defects[steps, head_seed] = defect_evidence(steps, train, test, seed=head_seed)
+                        torch.save(defects[steps, head_seed], cache)
+                maps = tuple(torch.cat([net, colour, defect], dim=1) for net, colour, defect
+                             in zip(raws[key], colours[colour_key], defects[steps, head_seed], strict=True))
                 channels = test.shape[1] if evidence.colour_residual else 1
                 image, pixel = score_variant(maps, evidence, channels, labels, masks)
                 rows.append({"model": model_name, "category": category, "variant": variant, "seed": args.seed,
@@ -382,7 +400,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     command = shlex.join(["python", "benchmarks/selection.py", *sys.argv[1:]])
     page = docs / "selection.md"
     runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD,
-            "selection.py memory size": FOURTH, "selection.py defect head": SIXTH}
+            "selection.py memory size": FOURTH, "selection.py defect head": SIXTH,
+            "selection.py defect head seeds": SEVENTH}
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     if args.training != ["config"]:
         block = "selection.py training"
