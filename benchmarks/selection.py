@@ -144,7 +144,7 @@ SIXTH: dict[str, dict] = {
 }
 
 # The seventh run (all five categories): the head's weight, trained in bf16 where the CPU has the units, for at most
-# 300 batches and ``STEPS_PER_IMAGE`` an image, each from three seeds of its own on the same GAN checkpoint (its spread).
+# 300 batches and ``STEPS_PER_IMAGE`` an image, from three seeds of its own on the same GAN checkpoint (its spread).
 # ``head_seed`` is the seed ``DefectHead.fit`` draws its defects and first weights from (not an evidence setting).
 SEVENTH: dict[str, dict] = {"current": {}} | {
     f"current, defect {weight:g}, 300 steps bf16, head seed {seed}": {

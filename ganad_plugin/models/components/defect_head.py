@@ -6,8 +6,8 @@ thin scratch from the texture's own variety (docs/selection.md). A segmentation 
 defects drawn on the normal images learns what the normal texture is by telling it from what it is not (the idea of
 DRAEM, Zavrtanik et al. 2021, and CutPaste, Li et al. 2021, without their pretrained parts). It is trained after the
 GAN, when the model fits its normal statistics (``PatchAnomalyModel.fit_normal``), on the same normal images that
-fill the memory; its output (the probability of a defect at each place) is one more evidence map, standardised against held-out normal images like
-the others.
+fill the memory; its output (the probability of a defect at each place) is one more evidence map, standardised
+against held-out normal images like the others.
 
 The training defects are deliberately not the validation's (``ganad_plugin.validation_set`` draws defects with the
 sample-data generator's shapes): here a defect is a region of smooth-noise shape or a curved stroke, filled with the
