@@ -13,6 +13,18 @@ REPO = Path(__file__).resolve().parents[1]
 GANAD = [sys.executable, "-m", "ganad_plugin.cli"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs two workers, a test file each at a time) each worker, and every
+    command it starts, gets its share of the cores, so that the workers do not fight over them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 def run_cli(args: list[str], cwd: Path, log: Path) -> None:
     """Run a CLI command; on failure, fail the test with the tail of its output."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -39,6 +39,13 @@ def test_a_training_defect_changes_the_image_where_its_mask_says(channels: int) 
     assert sum(m > 0 for m in masks) >= 15
 
 
+def test_the_head_trains_on_images_that_are_not_square_nor_as_large_as_a_crop() -> None:
+    wide = torch.rand(4, 3, 96, 160)  # a crop of 128 px is clipped to 96 x 128; other images lend windows that size
+    head = DefectHead(3, width=8)
+    assert np.isfinite(head.fit(wide, steps=30, seed=1))
+    assert head.probability(wide[:1]).shape == (1, 1, 96, 160)
+
+
 def test_the_head_learns_to_find_a_darker_patch_on_a_random_texture() -> None:
     torch.manual_seed(0)
     head = DefectHead(3, width=16)
@@ -73,8 +80,10 @@ def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_m
     assert_onnx_ir_matches_torch(net, (64, 64), tmp_path, relative_tolerance=1e-3)
 
 
-def test_the_head_is_off_by_default_and_its_settings_are_checked() -> None:
-    assert GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64)).defect is None
+def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked() -> None:
+    assert GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64)).defect is not None
+    assert GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_weight=0)).defect is None
+    assert GanomalyModel(network=SMALL, evidence=Evidence(paper_score=True)).defect is None
     with pytest.raises(ValueError, match="defect_steps"):
         Evidence(defect_weight=1.0, defect_steps=0)
 

@@ -51,7 +51,7 @@ def test_a_zero_weight_leaves_the_map_out_of_the_model_and_the_exported_graph(tm
     assert {"MatMul", "ConvolutionBackpropData"} <= full  # the memory's product, the decoder's transposed convs
     assert "MatMul" not in graph_op_types(without_memory, tmp_path)
     memory_only = GanomalyModel(network=SMALL, evidence=Evidence(residual_weight=0, distance_weight=0, memory_size=64,
-                                                                 colour_weight=0))
+                                                                 colour_weight=0, defect_weight=0))
     assert memory_only.evidence_names == ("memory",)
     assert "ConvolutionBackpropData" not in graph_op_types(memory_only, tmp_path)  # no decoder run at all
 
@@ -60,11 +60,13 @@ def test_each_map_is_computed_only_when_its_weight_is_above_zero() -> None:
     torch.manual_seed(0)
     images = torch.rand(2, 3, 64, 64)
     for evidence, names in (
-        (Evidence(memory_weight=0, colour_weight=0), ("residual", "distance")),
-        (Evidence(distance_weight=0, memory_size=64, colour_weight=0), ("residual", "memory")),
-        (Evidence(residual_weight=0, memory_weight=0, colour_weight=0), ("distance",)),
-        (Evidence(memory_weight=0, colour_weight=1.0), ("residual", "distance", "colour")),
-        (Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=1.0), ("colour",)),
+        (Evidence(memory_weight=0, colour_weight=0, defect_weight=0), ("residual", "distance")),
+        (Evidence(distance_weight=0, memory_size=64, colour_weight=0, defect_weight=0), ("residual", "memory")),
+        (Evidence(residual_weight=0, memory_weight=0, colour_weight=0, defect_weight=0), ("distance",)),
+        (Evidence(memory_weight=0, colour_weight=1.0, defect_weight=0), ("residual", "distance", "colour")),
+        (Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=1.0, defect_weight=0),
+         ("colour",)),
+        (Evidence(memory_weight=0, colour_weight=0), ("residual", "distance", "defect")),
     ):
         net = GanomalyModel(network=SMALL, evidence=evidence).eval()
         assert net.evidence_names == names
@@ -93,7 +95,7 @@ def test_bad_evidence_settings_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="evidence weights"):
         Evidence(residual_weight=-1.0)
     with pytest.raises(ValueError, match="evidence weights"):
-        Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=0)
+        Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=0, defect_weight=0)
     with pytest.raises(ValueError, match="score_top_fraction"):
         Evidence(score_top_fraction=1.0)
     with pytest.raises(ValueError, match="memory_size"):
@@ -104,11 +106,12 @@ def test_bad_evidence_settings_are_refused_by_name() -> None:
 
 def test_the_three_models_name_the_shared_settings_alike() -> None:
     for model_class in MODEL_CLASSES:
-        evidence = Evidence(distance_weight=0.3, memory_weight=4.0, memory_size=64, colour_weight=1.5)
+        evidence = Evidence(distance_weight=0.3, memory_weight=4.0, memory_size=64, colour_weight=1.5,
+                            defect_weight=0.8)
         model = model_class(network=SMALL, evidence=evidence)
-        assert model.model.evidence_names == ("residual", "distance", "memory", "colour")
+        assert model.model.evidence_names == ("residual", "distance", "memory", "colour", "defect")
         weights = model.model.scorer.calibration.weights
-        torch.testing.assert_close(weights, torch.tensor([0.9, 0.3, 4.0, 1.5]) / 6.7)
+        torch.testing.assert_close(weights, torch.tensor([0.9, 0.3, 4.0, 1.5, 0.8]) / 7.5)
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 160)])

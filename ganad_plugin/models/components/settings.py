@@ -114,7 +114,8 @@ class Evidence:
         defect_weight: weight of the defect head's map: a small segmentation network trained, after the GAN, to find
             synthetic defects drawn on the normal training images (``defect_head.DefectHead``), which learns a
             random texture the networks cannot reconstruct; 0: off (not trained, not in the export).
-        defect_steps: the defect head's training batches (of 8 images).
+        defect_steps: the defect head's training batches (16 crops of 128 px each), at most; a small training set
+            trains it for fewer (``defect_head.STEPS_PER_IMAGE`` batches an image).
         colour_residual: take the residual's magnitude over the colour channels (a colour change whose channels
             move apart counts) rather than of their mean.
         smoothing_sigma_px: Gaussian smoothing of each evidence map, in model-input pixels.
@@ -142,8 +143,8 @@ class Evidence:
     colour_weight: float = 0.5
     colour_sigma_px: float = 4.0
     colour_cells: int = 8
-    defect_weight: float = 0.0
-    defect_steps: int = 600
+    defect_weight: float = 1.0
+    defect_steps: int = 300
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
