@@ -40,7 +40,15 @@ CASES = {
 # on the config's weights (python benchmarks/accuracy.py, 2026-11-30): combined 0.933 / 0.983, GAN only
 # 0.841 / 0.902, memory only 0.857 / 0.962
 PART_FLOORS = {"GAN only": (0.75, 0.85), "memory only": (0.78, 0.92)}
-_trained: dict[str, Path] = {}
+_trained: dict[str, tuple[Path, dict[str, float]]] = {}
+
+
+def trained(model: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    """``model`` trained on weave by ``train``, once a session whichever test asks first (under pytest-xdist the
+    tests of this file may run in any order)."""
+    if model not in _trained:
+        _trained[model] = train(model, tmp_path_factory.mktemp(f"accuracy_{model.lower()}"))
+    return _trained[model]
 
 
 def train(model: str, work: Path) -> tuple[Path, dict[str, float]]:
@@ -57,8 +65,7 @@ def train(model: str, work: Path) -> tuple[Path, dict[str, float]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", list(CASES))
 def test_config_reaches_the_auroc_floors_on_weave(model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    checkpoint, measured = train(model, tmp_path_factory.mktemp(f"accuracy_{model.lower()}"))
-    _trained[model] = checkpoint
+    _, measured = trained(model, tmp_path_factory)
     epochs, floors = CASES[model]
     print(f"{model} on sample_data/weave ({epochs or 'config'} epochs): {measured}")
     for name, floor in floors.items():
@@ -66,10 +73,9 @@ def test_config_reaches_the_auroc_floors_on_weave(model: str, tmp_path_factory: 
 
 
 @pytest.mark.slow
-def test_gan_and_memory_each_earn_their_place_in_ganomalys_score() -> None:
-    if "GANomaly" not in _trained:
-        pytest.skip("needs test_config_reaches_the_auroc_floors_on_weave[GANomaly] in the same session")
-    net = ganad_plugin.models.GANomaly.load_from_checkpoint(_trained["GANomaly"], map_location="cpu").model.eval()
+def test_gan_and_memory_each_earn_their_place_in_ganomalys_score(tmp_path_factory: pytest.TempPathFactory) -> None:
+    checkpoint, _ = trained("GANomaly", tmp_path_factory)
+    net = ganad_plugin.models.GANomaly.load_from_checkpoint(checkpoint, map_location="cpu").model.eval()
     images, labels, masks = weave_test_split(REPO / "sample_data" / "weave")
     # each map's standardisation (its normal mean and spread, per place near the edge) does not depend on the
     # weights, so every part is the trained model's own z-scores recombined with its share of the weights
@@ -117,10 +123,9 @@ def with_stain(images: torch.Tensor, colour: tuple[float, float, float], seed: i
 
 
 @pytest.mark.slow
-def test_coin_sized_stains_on_good_parts_are_flagged_and_mapped() -> None:
-    if "GANomaly" not in _trained:
-        pytest.skip("needs test_config_reaches_the_auroc_floors_on_weave[GANomaly] in the same session")
-    model = ganad_plugin.models.GANomaly.load_from_checkpoint(_trained["GANomaly"], map_location="cpu").eval()
+def test_coin_sized_stains_on_good_parts_are_flagged_and_mapped(tmp_path_factory: pytest.TempPathFactory) -> None:
+    checkpoint, _ = trained("GANomaly", tmp_path_factory)
+    model = ganad_plugin.models.GANomaly.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     images, labels, _ = weave_test_split(REPO / "sample_data" / "weave")
     good = images[~labels]
     results = {}
