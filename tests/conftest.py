@@ -14,7 +14,7 @@ GANAD = [sys.executable, "-m", "ganad_plugin.cli"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (``make test`` runs two workers, a group of test files each at a time) each worker, and every
+    """Under pytest-xdist (``make test`` runs two workers, a test file each at a time) each worker, and every
     command it starts, gets its share of the cores, so that the workers do not fight over them."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
@@ -23,19 +23,6 @@ def pytest_configure(config: pytest.Config) -> None:
         threads = max(1, (os.cpu_count() or 1) // workers)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
-
-
-# test files that share the models trained and exported once a session (``exported_model``, ``exported_ganomaly``,
-# ``_exported``): under pytest-xdist they run on one worker, which trains each model once
-SHARING_THE_EXPORTED_MODELS = {"test_cli_export.py", "test_compression.py", "test_edge.py", "test_ensemble.py"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the tests for ``--dist loadgroup``: a file's tests stay together (its module fixtures are built once),
-    and the files that share the exported models form one group."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("exported" if name in SHARING_THE_EXPORTED_MODELS else name))
 
 
 def run_cli(args: list[str], cwd: Path, log: Path) -> None:
