@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 GANAD = [sys.executable, "-m", "ganad_plugin.cli"]
@@ -34,15 +37,34 @@ def run_cli(args: list[str], cwd: Path, log: Path) -> None:
         pytest.fail(f"{' '.join(map(str, args))} exited {result.returncode}:\n{log.read_text()[-3000:]}")
 
 
+def made_once(key: str, make: Callable[[Path], dict], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """What ``make(folder)`` returns (a JSON-able dict), made once for the whole run: under pytest-xdist the first
+    worker to ask makes it in a folder all workers share, the others wait for it and read its record (each worker
+    used to train the exported models again); a make that fails leaves no record, so the next asker fails too."""
+    shared = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        shared = shared.parent  # .../pytest-N/, above each worker's popen-gwK/
+    record = shared / f"{key}.json"
+    with FileLock(str(record) + ".lock"):
+        if not record.is_file():
+            folder = shared / key
+            folder.mkdir(exist_ok=True)
+            record.write_text(json.dumps(make(folder), default=str))
+    return json.loads(record.read_text())
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both sample categories at a few images per split (same generator as sample_data/)."""
-    from ganad_plugin.sample_data import SplitSizes, generate_category
 
-    root = tmp_path_factory.mktemp("tiny_data")
-    for category in ("weave", "flange"):
-        generate_category(root, category, SplitSizes(train_good=8, test_good=3, test_per_defect=2))
-    return root
+    def generate(root: Path) -> dict:
+        from ganad_plugin.sample_data import SplitSizes, generate_category
+
+        for category in ("weave", "flange"):
+            generate_category(root, category, SplitSizes(train_good=8, test_good=3, test_per_defect=2))
+        return {"root": root}
+
+    return Path(made_once("tiny_data", generate, tmp_path_factory)["root"])
 
 
 def fit_briefly(model, data_root: Path, epochs: int, work: Path):
@@ -66,7 +88,6 @@ def fit_briefly(model, data_root: Path, epochs: int, work: Path):
 
 
 MODELS = ("GANomaly", "EGBAD", "AnoGAN")
-_exported: dict[str, dict[str, Path]] = {}
 
 
 def train_and_export(name: str, data_root: Path, work: Path) -> dict[str, Path]:
@@ -87,18 +108,19 @@ def train_and_export(name: str, data_root: Path, work: Path) -> dict[str, Path]:
     return {"name": name, "checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}
 
 
+def exported(name: str, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``name`` trained and exported by ``train_and_export``, once a run (shared by the workers)."""
+    record = made_once(f"{name.lower()}_cli", lambda work: train_and_export(name, tiny_dataset, work), tmp_path_factory)
+    return {key: value if key == "name" else Path(value) for key, value in record.items()}
+
+
 @pytest.fixture(scope="session", params=MODELS)
 def exported_model(request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Each model trained one epoch with the CLI and exported to OpenVINO (once per session)."""
-    name = request.param
-    if name not in _exported:
-        _exported[name] = train_and_export(name, tiny_dataset, tmp_path_factory.mktemp(f"{name.lower()}_cli"))
-    return _exported[name]
+    """Each model trained one epoch with the CLI and exported to OpenVINO (once per run)."""
+    return exported(request.param, tiny_dataset, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def exported_ganomaly(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """GANomaly trained one epoch through the ``ganad`` CLI, then exported with ``anomalib export``."""
-    if "GANomaly" not in _exported:
-        _exported["GANomaly"] = train_and_export("GANomaly", tiny_dataset, tmp_path_factory.mktemp("ganomaly_cli"))
-    return _exported["GANomaly"]
+    return exported("GANomaly", tiny_dataset, tmp_path_factory)

@@ -21,7 +21,7 @@ from ganad_plugin.edge.images import list_images, read_rgb
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.scoring import image_score
 
-from .conftest import GANAD, REPO, run_cli
+from .conftest import GANAD, REPO, made_once, run_cli
 
 # model -> (epochs, None for the config's own; floors)
 CASES = {
@@ -40,18 +40,15 @@ CASES = {
 # on the config's weights (python benchmarks/accuracy.py, 2026-11-30): combined 0.933 / 0.983, GAN only
 # 0.841 / 0.902, memory only 0.857 / 0.962
 PART_FLOORS = {"GAN only": (0.75, 0.85), "memory only": (0.78, 0.92)}
-_trained: dict[str, tuple[Path, dict[str, float]]] = {}
 
 
 def trained(model: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
-    """``model`` trained on weave by ``train``, once a session whichever test asks first (under pytest-xdist the
-    tests of this file may run in any order)."""
-    if model not in _trained:
-        _trained[model] = train(model, tmp_path_factory.mktemp(f"accuracy_{model.lower()}"))
-    return _trained[model]
+    """``model`` trained on weave by ``train``, once a run whichever test asks first; (checkpoint, measured)."""
+    record = made_once(f"accuracy_{model.lower()}", lambda work: train(model, work), tmp_path_factory)
+    return Path(record["checkpoint"]), record["measured"]
 
 
-def train(model: str, work: Path) -> tuple[Path, dict[str, float]]:
+def train(model: str, work: Path) -> dict:
     epochs, floors = CASES[model]
     shortened = [] if epochs is None else ["--trainer.max_epochs", str(epochs), "--trainer.check_val_every_n_epoch", str(epochs)]
     run_cli([*GANAD, "train", "--config", str(REPO / "configs" / f"{model.lower()}.yaml"), "--data.root",
@@ -59,17 +56,20 @@ def train(model: str, work: Path) -> tuple[Path, dict[str, float]]:
              "--trainer.enable_progress_bar", "false", *shortened], cwd=REPO, log=work / "train.log")
     log = (work / "train.log").read_text()
     measured = {name: float(re.search(rf"{name}\s*│\s*([0-9.]+)", log).group(1)) for name in floors}
-    return next(work.rglob("model.ckpt")), measured
+    return {"checkpoint": next(work.rglob("model.ckpt")), "measured": measured}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("model", list(CASES))
-def test_config_reaches_the_auroc_floors_on_weave(model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def check_floors(model: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     _, measured = trained(model, tmp_path_factory)
     epochs, floors = CASES[model]
     print(f"{model} on sample_data/weave ({epochs or 'config'} epochs): {measured}")
     for name, floor in floors.items():
         assert measured[name] >= floor, f"{model} {name} {measured[name]:.3f} < {floor}"
+
+
+@pytest.mark.slow
+def test_ganomalys_config_reaches_the_auroc_floors_on_weave(tmp_path_factory: pytest.TempPathFactory) -> None:
+    check_floors("GANomaly", tmp_path_factory)
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import ganad_plugin.models
 from ganad_plugin.edge.images import list_images, read_rgb
 from ganad_plugin.models.ensemble.torch_model import EnsembleModel
 
-from .conftest import GANAD, MODELS, REPO, _exported, run_cli, train_and_export
+from .conftest import GANAD, MODELS, REPO, exported, run_cli
 
 
 class Constant(nn.Module):
@@ -74,10 +74,8 @@ def test_missing_or_foreign_member_checkpoints_are_named(tmp_path: Path) -> None
 def trained_ensemble(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The three members trained one epoch by the CLI (shared with the other tests), then
     `ganad train --model Ensemble --model.members {...}` and `anomalib export` of the ensemble."""
-    for name in MODELS:
-        if name not in _exported:
-            _exported[name] = train_and_export(name, tiny_dataset, tmp_path_factory.mktemp(f"{name.lower()}_cli"))
-    members = "{" + ", ".join(f"{name}: {_exported[name]['checkpoint']}" for name in MODELS) + "}"
+    checkpoints = {name: exported(name, tiny_dataset, tmp_path_factory)["checkpoint"] for name in MODELS}
+    members = "{" + ", ".join(f"{name}: {checkpoint}" for name, checkpoint in checkpoints.items()) + "}"
     work = tmp_path_factory.mktemp("ensemble")
     run_cli([*GANAD, "train", "--model", "Ensemble", "--model.members", members, "--data", "anomalib.data.MVTecAD",
              "--data.root", str(tiny_dataset), "--data.category", "weave", "--data.num_workers", "0",
@@ -88,7 +86,8 @@ def trained_ensemble(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactor
     run_cli([anomalib, "export", "--model", "ganad_plugin.models.Ensemble", "--export_type", "openvino",
              "--ckpt_path", str(checkpoint), "--default_root_dir", str(work / "export")], cwd=REPO,
             log=work / "export.log")
-    return {"checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}
+    return {"checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work,
+            "members": checkpoints}
 
 
 def test_ensemble_trains_from_the_cli_and_its_one_graph_matches_the_checkpoint(trained_ensemble, tiny_dataset) -> None:
@@ -98,7 +97,7 @@ def test_ensemble_trains_from_the_cli_and_its_one_graph_matches_the_checkpoint(t
     assert [spec["model"] for spec in ensemble.hparams["member_specs"]] == list(MODELS)
     assert ensemble.model.calibrated and torch.isfinite(ensemble.post_processor.image_threshold)
     # the members' weights are the trained ones, from the ensemble's checkpoint alone
-    member = ganad_plugin.models.GANomaly.load_from_checkpoint(_exported["GANomaly"]["checkpoint"])
+    member = ganad_plugin.models.GANomaly.load_from_checkpoint(trained_ensemble["members"]["GANomaly"])
     for name, tensor in member.model.state_dict().items():
         torch.testing.assert_close(ensemble.model.members[MODELS.index("GANomaly")].state_dict()[name], tensor)
     compiled = ov.Core().compile_model(trained_ensemble["xml"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
