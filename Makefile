@@ -23,7 +23,7 @@ demo: venv
 	$(PY) -m ganad_plugin.demo --model $(MODEL) --category $(CATEGORY) --out $(DEMO_DIR)
 
 test: venv
-	$(PY) -m pytest -q -rs --durations=10 -n 2 --dist loadfile
+	$(PY) -m pytest -q -rs --durations=25 -n 2 --dist loadfile --no-loadscope-reorder
 
 # Rebuild sample_data/ from its generator (deterministic: no diff expected).
 sample-data: venv

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from ganad_plugin.models import AnoGAN, PatchSampling
+from ganad_plugin.models import AnoGAN, Evidence, PatchSampling
 from ganad_plugin.models.anogan.loss import EncoderLoss, GeneratorLoss, search_loss
 
-from .conftest import fit_briefly
+from .conftest import SHORT_HEAD_STEPS, fit_briefly
 
 
 def _patch_losses(net, patches: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
@@ -68,7 +68,8 @@ def test_generator_loss_adds_the_weighted_reconstruction_only_when_given() -> No
 
 
 def test_training_runs_the_gan_then_the_encoder_and_the_encoder_learns(tiny_dataset) -> None:
-    model = AnoGAN(sampling=PatchSampling(patches_per_image=16), encoder_share=0.5)
+    model = AnoGAN(sampling=PatchSampling(patches_per_image=16), encoder_share=0.5,
+                   evidence=Evidence(defect_steps=SHORT_HEAD_STEPS))
     _, fit = fit_briefly(model, tiny_dataset, 6, tiny_dataset.parent / "anogan_fit")
     encoder_before = [p.detach().clone() for p in model.model.encoder.parameters()]
     metrics = fit().trainer.logged_metrics

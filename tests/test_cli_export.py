@@ -13,7 +13,7 @@ import torch
 import ganad_plugin.models
 from ganad_plugin.edge.images import list_images, read_rgb
 
-from .conftest import GANAD, MODELS, REPO, run_cli
+from .conftest import GANAD, MODELS, REPO, SHORT_HEAD, run_cli
 
 
 def load_trained(exported: dict[str, Path]):
@@ -80,7 +80,8 @@ def test_config_train_then_test_and_predict_from_checkpoint(name: str, tiny_data
     anomalib = str(Path(sys.executable).parent / "anomalib")
     config = REPO / "configs" / f"{name.lower()}.yaml"
     run_cli([anomalib, "train", "--config", str(config), "--data.root", str(tiny_dataset), "--data.category", "flange",
-             "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1", "--default_root_dir", str(tmp_path)],
+             "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1", *SHORT_HEAD,
+             "--default_root_dir", str(tmp_path)],
             cwd=REPO, log=tmp_path / "train.log")
     checkpoint = next(tmp_path.rglob("*.ckpt"))
     for subcommand in ("test", "predict"):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from .conftest import GANAD, REPO, run_cli
+from .conftest import GANAD, REPO, SHORT_HEAD, run_cli
 
 GOOD = 12  # validation images without a defect, then 6 with one
 SPLIT = 10  # rank 0 scores the first 10 of the 18, rank 1 the other 8 (uneven, as DDP's sampler may leave them)
@@ -107,7 +107,7 @@ def test_ganad_trains_and_tests_in_two_processes(tiny_dataset: Path, tmp_path: P
     run_cli([*GANAD, "train", "--model", "GANomaly", "--data", "anomalib.data.MVTecAD", "--data.root",
              str(tiny_dataset), "--data.category", "weave", "--data.num_workers", "0", "--data.val_split_mode",
              "synthetic", "--trainer.max_epochs", "2", "--trainer.strategy", "ddp", "--trainer.devices", "2",
-             "--trainer.accelerator", "cpu", "--default_root_dir", str(tmp_path / "run")], cwd=REPO, log=log)
+             "--trainer.accelerator", "cpu", *SHORT_HEAD, "--default_root_dir", str(tmp_path / "run")], cwd=REPO, log=log)
     text = log.read_text()
     assert text.count("under DDP: find_unused_parameters=True") == 2  # both processes trained
     assert "image_AUROC" in text and "pixel_AUROC" in text  # and tested

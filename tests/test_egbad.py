@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from ganad_plugin.models import EGBAD, PatchSampling
+from ganad_plugin.models import EGBAD, Evidence, PatchSampling
 from ganad_plugin.models.components.losses import DiscriminatorLoss
 from ganad_plugin.models.egbad.loss import EncoderGeneratorLoss
 
-from .conftest import fit_briefly
+from .conftest import SHORT_HEAD_STEPS, fit_briefly
 from ganad_plugin.models.egbad.torch_model import JointDiscriminator
 
 
@@ -37,7 +37,8 @@ def test_encoder_generator_loss_swaps_the_bigan_labels_and_weights_the_reconstru
 
 
 def test_fit_lowers_the_reconstruction_error_and_moves_the_weight_averages(tiny_dataset) -> None:
-    model = EGBAD(sampling=PatchSampling(patches_per_image=16), weight_average_decay=0.9)
+    model = EGBAD(sampling=PatchSampling(patches_per_image=16), weight_average_decay=0.9,
+                  evidence=Evidence(defect_steps=SHORT_HEAD_STEPS))
     net = model.model
     images, fit = fit_briefly(model, tiny_dataset, 10, tiny_dataset.parent / "egbad_fit")
 

@@ -14,7 +14,7 @@ from ganad_plugin.models.components.settings import AdamSettings
 from ganad_plugin.models.ganomaly.loss import GeneratorLoss
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
-from .conftest import fit_briefly
+from .conftest import SHORT_HEAD_STEPS, fit_briefly
 
 
 def test_generator_loss_is_zero_for_a_perfect_reconstruction_and_weights_its_terms() -> None:
@@ -29,7 +29,7 @@ def test_generator_loss_is_zero_for_a_perfect_reconstruction_and_weights_its_ter
 
 
 def test_plain_lightning_fit_lowers_the_reconstruction_loss(tiny_dataset) -> None:
-    model = GANomaly(sampling=PatchSampling(patches_per_image=16))
+    model = GANomaly(sampling=PatchSampling(patches_per_image=16), evidence=Evidence(defect_steps=SHORT_HEAD_STEPS))
     net = model.model
     images, fit = fit_briefly(model, tiny_dataset, 10, tiny_dataset.parent / "ganomaly_fit")
 
@@ -45,7 +45,8 @@ def test_plain_lightning_fit_lowers_the_reconstruction_loss(tiny_dataset) -> Non
 
 
 def test_a_cosine_schedule_lowers_every_optimisers_rate_from_lr_towards_zero_over_the_fit(tiny_dataset) -> None:
-    model = GANomaly(sampling=PatchSampling(patches_per_image=4), optimiser=AdamSettings(lr=1e-3, schedule="cosine"))
+    model = GANomaly(sampling=PatchSampling(patches_per_image=4), optimiser=AdamSettings(lr=1e-3, schedule="cosine"),
+                     evidence=Evidence(defect_steps=SHORT_HEAD_STEPS))
     rates: list[list[float]] = []
     scheduled = model.on_train_batch_start
 

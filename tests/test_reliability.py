@@ -26,6 +26,8 @@ from ganad_plugin.edge.results import ResultLog, ResultLogError
 from ganad_plugin.edge.sources import watched_folder
 from ganad_plugin.edge.stand_in import stand_in_ir
 
+from .conftest import SHORT_HEAD_STEPS
+
 
 def grey_images(folder: Path, levels: list[int], suffix: str = ".png") -> list[Path]:
     """One flat 32 x 32 image a level (its score on the stand-in IR is level / 255)."""
@@ -511,13 +513,14 @@ def test_the_same_seed_gives_the_same_scores(tiny_dataset, tmp_path) -> None:
     from anomalib.engine import Engine
     from lightning.pytorch import seed_everything
 
-    from ganad_plugin.models import GANomaly, PatchNetwork, PatchSampling
+    from ganad_plugin.models import Evidence, GANomaly, PatchNetwork, PatchSampling
 
     def fit_and_score(run: str, threads: int | None = None) -> torch.Tensor:
         seed_everything(7)
         before = torch.get_num_threads()
         torch.set_num_threads(threads or before)
-        model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4))
+        model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4),
+                         evidence=Evidence(defect_steps=SHORT_HEAD_STEPS))
         datamodule = MVTecAD(root=tiny_dataset, category="weave", train_batch_size=4, eval_batch_size=9,
                              num_workers=0, val_split_mode="synthetic", val_split_ratio=0.25, seed=0)
         engine = Engine(max_epochs=2, logger=False, enable_progress_bar=False, default_root_dir=tmp_path / run)
@@ -560,7 +563,7 @@ def test_a_killed_fit_resumes_from_its_resume_point_and_anogan_keeps_its_phase_s
     from anomalib.engine import Engine
     from lightning.pytorch import Callback
 
-    from ganad_plugin.models import AnoGAN, PatchNetwork, PatchSampling
+    from ganad_plugin.models import AnoGAN, Evidence, PatchNetwork, PatchSampling
 
     class Kill(Exception):
         pass
@@ -580,7 +583,7 @@ def test_a_killed_fit_resumes_from_its_resume_point_and_anogan_keeps_its_phase_s
 
     def run(name: str, record: Record, ckpt_path: Path | None = None) -> Engine:
         model = AnoGAN(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4),
-                       encoder_share=0.4)
+                       encoder_share=0.4, evidence=Evidence(defect_steps=SHORT_HEAD_STEPS))
         model.resume_every_n_epochs = 2
         datamodule = MVTecAD(root=tiny_dataset, category="weave", train_batch_size=2, eval_batch_size=4,
                              num_workers=0, val_split_mode="synthetic", val_split_ratio=0.25)
