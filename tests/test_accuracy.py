@@ -27,18 +27,21 @@ from .conftest import GANAD, REPO, made_once, run_cli
 CASES = {
     # AUROC moves with the seed and the code, and (in the last digits of the scores) with the thread count, so the
     # floors sit below the measured spread (docs/accuracy.md) and catch a broken part rather than a bad draw.
-    # Measured 2026-12-01 (1 thread, seed 0) at these epochs: GANomaly 0.966 / 0.992, EGBAD 0.942 / 0.988, AnoGAN
-    # 0.951 / 0.991 (the full configs, docs/accuracy.md: 0.97 / 0.99, 0.96 / 0.99, 0.96 / 0.99). The head alone
-    # scored weave's validation 0.97 / 0.93 (docs/selection.md), above EGBAD's and AnoGAN's image floors, so
+    # Measured 2026-12-01 (1 thread, seed 42 of the configs, two fits at a time on 2 cores) at these epochs:
+    # GANomaly 0.951 / 0.991 (15 epochs: 0.966 / 0.992), EGBAD 0.972 / 0.984 (6: 0.942 / 0.988), AnoGAN 0.946 / 0.992
+    # (6: 0.951 / 0.991); the full configs, docs/accuracy.md: 0.97 / 0.99, 0.96 / 0.99, 0.96 / 0.99. The defect head
+    # keeps the configs' 300 batches: at 100 the three fell to 0.91 / 0.98, 0.92 / 0.95 and 0.89 / 0.98. The head
+    # alone scored weave's validation 0.97 / 0.93 (docs/selection.md), above EGBAD's and AnoGAN's image floors, so
     # GANomaly's part floors below are what tell a broken GAN or memory apart
-    "GANomaly": (15, {"image_AUROC": 0.85, "pixel_AUROC": 0.95}),
-    "EGBAD": (6, {"image_AUROC": 0.80, "pixel_AUROC": 0.95}),
-    "AnoGAN": (6, {"image_AUROC": 0.80, "pixel_AUROC": 0.95}),
+    "GANomaly": (10, {"image_AUROC": 0.85, "pixel_AUROC": 0.95}),
+    "EGBAD": (4, {"image_AUROC": 0.80, "pixel_AUROC": 0.95}),
+    "AnoGAN": (4, {"image_AUROC": 0.80, "pixel_AUROC": 0.95}),
 }
-# GANomaly's evidence parts alone, on the same trained weights and calibration (image AUROC, pixel AUROC); measured
-# on the 15-epoch weights above (2026-12-01): combined 0.966 / 0.992, GAN only 0.833 / 0.889, memory only
-# 0.879 / 0.968 (on the full config's, 2026-11-30, before the head: 0.933 / 0.983, 0.841 / 0.902, 0.857 / 0.962)
-PART_FLOORS = {"GAN only": (0.75, 0.85), "memory only": (0.78, 0.92)}
+# GANomaly's evidence parts alone, on the same trained weights and calibration, scored on every other test image
+# (image AUROC, pixel AUROC); measured on the 10-epoch weights above (2026-12-01): combined 0.943 / 0.991, GAN only
+# 0.773 / 0.879, memory only 0.887 / 0.967 (all test images, 15 epochs: 0.966 / 0.992, 0.833 / 0.889, 0.879 / 0.968).
+# A broken part scores about 0.5
+PART_FLOORS = {"GAN only": (0.70, 0.83), "memory only": (0.78, 0.92)}
 
 
 def trained(model: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
@@ -75,7 +78,8 @@ def test_ganomalys_config_reaches_the_auroc_floors_on_weave(tmp_path_factory: py
 def test_gan_and_memory_each_earn_their_place_in_ganomalys_score(tmp_path_factory: pytest.TempPathFactory) -> None:
     checkpoint, _ = trained("GANomaly", tmp_path_factory)
     net = ganad_plugin.models.GANomaly.load_from_checkpoint(checkpoint, map_location="cpu").model.eval()
-    images, labels, masks = weave_test_split(REPO / "sample_data" / "weave")
+    # every other test image (10 good, 10 of each defect kind): half the evaluation, every kind still in it
+    images, labels, masks = (part[::2] for part in weave_test_split(REPO / "sample_data" / "weave"))
     # each map's standardisation (its normal mean and spread, per place near the edge) does not depend on the
     # weights, so every part is the trained model's own z-scores recombined with its share of the weights
     with torch.inference_mode():
@@ -101,6 +105,9 @@ def test_gan_and_memory_each_earn_their_place_in_ganomalys_score(tmp_path_factor
     assert results["combined"][1] >= best_pixel - 0.01, f"the combined map is worse than one part alone: {results}"
 
 
+# good test images that get each stain (a stained image is flagged or not: ten show a stain that is missed 10 % of the
+# time or more with a chance of at least 1 - 0.9^10 = 65 %)
+STAINED_IMAGES = 10
 # coin-sized stains of the kinds a line meets (RGB in [0, 1]): obvious to anyone, so every one must be flagged
 OBVIOUS_STAINS = {"saturated blue": (0.1, 0.2, 0.9), "brown": (0.45, 0.25, 0.1), "dark": (0.08, 0.08, 0.08)}
 
@@ -126,7 +133,7 @@ def test_coin_sized_stains_on_good_parts_are_flagged_and_mapped(tmp_path_factory
     checkpoint, _ = trained("GANomaly", tmp_path_factory)
     model = ganad_plugin.models.GANomaly.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     images, labels, _ = weave_test_split(REPO / "sample_data" / "weave")
-    good = images[~labels]
+    good = images[~labels][:STAINED_IMAGES]
     results = {}
     for seed, (name, colour) in enumerate(OBVIOUS_STAINS.items()):
         stained, masks = with_stain(good, colour, seed)
