@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,28 @@ def run_cli(args: list[str], cwd: Path, log: Path) -> None:
         result = subprocess.run(args, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False)
     if result.returncode != 0:
         pytest.fail(f"{' '.join(map(str, args))} exited {result.returncode}:\n{log.read_text()[-3000:]}")
+
+
+def run_in_process(args: list[str], log: Path) -> None:
+    """``ganad ARGS`` (anomalib's CLI with the plugin loaded) in this process, its output in ``log``; on failure,
+    fail the test with the tail of it. For the commands whose program is not what a test checks: a new process
+    spends about 15 s on imports on 2 cores (``run_cli`` still runs every program a user runs: ``ganad train``
+    here, ``anomalib train`` in test_cli_export, and each model's ``anomalib export`` in the contract check)."""
+    from ganad_plugin import cli
+
+    program = sys.argv
+    with open(log, "w", encoding="utf-8") as handle, redirect_stdout(handle), redirect_stderr(handle):
+        try:
+            status = cli.main(args)
+        except SystemExit as finished:
+            status = finished.code
+        except Exception:  # noqa: BLE001  the traceback is the failure's message
+            traceback.print_exc(file=handle)
+            status = 1
+        finally:
+            sys.argv = program
+    if status not in (0, None):
+        pytest.fail(f"ganad {' '.join(map(str, args))} ended with {status}:\n{log.read_text()[-3000:]}")
 
 
 def made_once(key: str, make: Callable[[Path], dict], tmp_path_factory: pytest.TempPathFactory) -> dict:
@@ -96,7 +120,8 @@ MODELS = ("GANomaly", "EGBAD", "AnoGAN")
 
 
 def train_and_export(name: str, data_root: Path, work: Path) -> dict[str, Path]:
-    """Train ``name`` one epoch through the ``ganad`` CLI on the tiny weave, then ``anomalib export`` it."""
+    """Train ``name`` one epoch through the ``ganad`` CLI on the tiny weave, then export it (``ganad export``, in
+    this process)."""
     run_cli(
         [*GANAD, "train", "--model", name, "--data", "anomalib.data.MVTecAD", "--data.root", str(data_root),
          "--data.category", "weave", "--data.num_workers", "0", "--trainer.max_epochs", "1", *SHORT_HEAD,
@@ -104,12 +129,8 @@ def train_and_export(name: str, data_root: Path, work: Path) -> dict[str, Path]:
         cwd=REPO, log=work / "train.log",
     )
     checkpoint = next((work / "train").rglob("*.ckpt"))
-    anomalib = Path(sys.executable).parent / "anomalib"
-    run_cli(
-        [str(anomalib), "export", "--model", f"ganad_plugin.models.{name}", "--export_type", "openvino",
-         "--ckpt_path", str(checkpoint), "--default_root_dir", str(work / "export")],
-        cwd=REPO, log=work / "export.log",
-    )
+    run_in_process(["export", "--model", f"ganad_plugin.models.{name}", "--export_type", "openvino",
+                    "--ckpt_path", str(checkpoint), "--default_root_dir", str(work / "export")], log=work / "export.log")
     return {"name": name, "checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}
 
 
@@ -127,5 +148,24 @@ def exported_model(request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_
 
 @pytest.fixture(scope="session")
 def exported_ganomaly(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """GANomaly trained one epoch through the ``ganad`` CLI, then exported with ``anomalib export``."""
+    """GANomaly trained one epoch through the ``ganad`` CLI, then exported (``train_and_export``)."""
     return exported("GANomaly", tiny_dataset, tmp_path_factory)
+
+
+def assert_ir_matches(model, xml: Path, tiny_dataset: Path, count: int = 3) -> None:
+    """The OpenVINO IR ``xml``, compiled at f32, scores and maps the tiny weave's first ``count`` test images as the
+    checkpoint's ``model`` (in eval mode) does, within 1e-3."""
+    import numpy as np
+    import openvino as ov
+    import torch
+
+    from ganad_plugin.edge.images import list_images, read_rgb
+
+    compiled = ov.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    for path in list_images(tiny_dataset / "weave" / "test")[:count]:
+        image = (read_rgb(path).astype(np.float32) / 255).transpose(2, 0, 1)[None]
+        with torch.no_grad():
+            expected = model(torch.from_numpy(image))
+        actual = compiled(image)
+        np.testing.assert_allclose(actual[compiled.output("pred_score")], expected.pred_score.numpy(), atol=1e-3)
+        np.testing.assert_allclose(actual[compiled.output("anomaly_map")], expected.anomaly_map.numpy(), atol=1e-3)

@@ -13,15 +13,15 @@ import pytest
 from ganad_plugin.edge import EdgeInferencer
 from ganad_plugin.edge.images import list_images
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, run_in_process
 
 ANOMALIB = str(Path(sys.executable).parent / "anomalib")
 
 
 def test_fp16_export_loads_and_maps_like_fp32(exported_ganomaly, tiny_dataset, tmp_path) -> None:
-    run_cli([ANOMALIB, "export", "--model", "ganad_plugin.models.GANomaly", "--export_type", "openvino",
-             "--ckpt_path", str(exported_ganomaly["checkpoint"]), "--compression_type", "FP16",
-             "--default_root_dir", str(tmp_path)], cwd=REPO, log=tmp_path / "export.log")
+    run_in_process(["export", "--model", "ganad_plugin.models.GANomaly", "--export_type", "openvino",
+                    "--ckpt_path", str(exported_ganomaly["checkpoint"]), "--compression_type", "FP16",
+                    "--default_root_dir", str(tmp_path)], log=tmp_path / "export.log")
     fp16 = EdgeInferencer(next(tmp_path.rglob("model.xml")))
     fp32 = EdgeInferencer(exported_ganomaly["xml"])
     for path in list_images(tiny_dataset / "weave" / "test")[:3]:
