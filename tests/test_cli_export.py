@@ -14,7 +14,7 @@ import torch
 import ganad_plugin.models
 from ganad_plugin.edge.images import list_images, read_rgb
 
-from .conftest import MODELS, REPO, SHORT_HEAD, run_cli
+from .conftest import MODELS, REPO, SHORT_HEAD, run_cli, run_in_process
 
 
 def load_trained(exported: dict[str, Path]):
@@ -77,10 +77,7 @@ def test_threshold_and_normalisation_come_from_validation_and_are_in_the_checkpo
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_config_train_then_test_and_predict_from_checkpoint(name: str, tiny_dataset: Path, tmp_path: Path, capsys,
-                                                            monkeypatch) -> None:
-    from ganad_plugin import cli
-
+def test_config_train_then_test_and_predict_from_checkpoint(name: str, tiny_dataset: Path, tmp_path: Path) -> None:
     anomalib = str(Path(sys.executable).parent / "anomalib")
     config = REPO / "configs" / f"{name.lower()}.yaml"
     run_cli([anomalib, "train", "--config", str(config), "--data.root", str(tiny_dataset), "--data.category", "flange",
@@ -88,30 +85,20 @@ def test_config_train_then_test_and_predict_from_checkpoint(name: str, tiny_data
              "--default_root_dir", str(tmp_path)],
             cwd=REPO, log=tmp_path / "train.log")
     checkpoint = next(tmp_path.rglob("*.ckpt"))
-    # `ganad test` and `ganad predict` in this process (each new one costs about 15 s of imports on 2 cores; the
-    # programs themselves run in the exported models' fixture and in test_reliability)
-    monkeypatch.setattr(sys, "argv", ["ganad"])
-    outputs, overlays = {}, {}
+    overlays = {}
     for subcommand in ("test", "predict"):
         started = time.time()
-        assert cli.main([subcommand, "--config", str(config), "--data.root", str(tiny_dataset), "--data.category",
-                         "flange", "--ckpt_path", str(checkpoint), "--default_root_dir", str(tmp_path)]) == 0
-        outputs[subcommand] = capsys.readouterr().out
+        run_in_process([subcommand, "--config", str(config), "--data.root", str(tiny_dataset), "--data.category",
+                        "flange", "--ckpt_path", str(checkpoint), "--default_root_dir", str(tmp_path)],
+                       log=tmp_path / f"{subcommand}.log")
         overlays[subcommand] = [png for png in tmp_path.rglob("*.png") if png.stat().st_mtime >= started]
-    assert "image_AUROC" in outputs["test"]
+    assert "image_AUROC" in (tmp_path / "test.log").read_text()
     # each writes (or rewrites) an overlay of every test image (9 in the tiny flange)
     assert len(overlays["test"]) == len(overlays["predict"]) == 9, {k: len(v) for k, v in overlays.items()}
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_ganad_short_name_resolves_to_the_plugin(name: str, tiny_dataset: Path, capsys, monkeypatch) -> None:
-    # in this process (a new one costs about 15 s of imports on 2 cores): `ganad` as a program is what the exported
-    # models' fixture runs, with the same `--model NAME`, for each model
-    from ganad_plugin import cli
-
-    monkeypatch.setattr(sys, "argv", ["ganad"])
-    with pytest.raises(SystemExit) as finished:
-        cli.main(["train", "--model", name, "--data", "anomalib.data.MVTecAD", "--data.root", str(tiny_dataset),
-                  "--data.category", "weave", "--print_config"])
-    assert finished.value.code == 0
-    assert f"class_path: ganad_plugin.models.{name}" in capsys.readouterr().out
+def test_ganad_short_name_resolves_to_the_plugin(name: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    run_in_process(["train", "--model", name, "--data", "anomalib.data.MVTecAD", "--data.root", str(tiny_dataset),
+                    "--data.category", "weave", "--print_config"], log=tmp_path / "pc.log")
+    assert f"class_path: ganad_plugin.models.{name}" in (tmp_path / "pc.log").read_text()
