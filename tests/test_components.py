@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from scipy import ndimage
 
 from ganad_plugin.models.components.blocks import DcganDecoder, DcganDiscriminator, DcganEncoder, WeightAverage
 from ganad_plugin.models.components.colour_statistics import ColourStatistics
@@ -60,6 +61,24 @@ def test_smoothing_keeps_size_and_mean_of_a_constant_map() -> None:
     smoothed = GaussianSmoothing(3.0)(maps)
     assert smoothed.shape == maps.shape
     torch.testing.assert_close(smoothed, maps)
+
+
+@pytest.mark.parametrize(("sigma", "height", "width", "form"), [
+    (3.0, 64, 80, "matrix"),  # 19 taps against 64 px
+    (3.0, 400, 420, "convolution"),
+    (48.0, 256, 256, "matrix"),  # the background scale: mirrored edges
+    (48.0, 70, 90, "matrix"),  # wider than the map: repeated edges
+])
+def test_smoothing_is_the_gaussian_filter_with_mirrored_edges(sigma: float, height: int, width: int, form: str) -> None:
+    """Both forms of the blur (two 1-D convolutions, or two matrix products) against scipy's Gaussian filter."""
+    smoothing = GaussianSmoothing(sigma)
+    assert (smoothing.kernel.shape[-1] >= smoothing.MATRIX_FROM_SPAN * min(height, width)) == (form == "matrix")
+    maps = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0))
+    # scipy's "mirror" is torch's "reflect" (the edge pixel not repeated), its "nearest" torch's "replicate"
+    edges = "mirror" if min(height, width) > smoothing.radius else "nearest"
+    expected = ndimage.gaussian_filter(maps.double().numpy(), sigma=(0, 0, sigma, sigma), mode=edges,
+                                       truncate=smoothing.radius / sigma)
+    torch.testing.assert_close(smoothing(maps), torch.from_numpy(expected).float(), atol=1e-5, rtol=1e-4)
 
 
 def test_scorer_standardises_against_normal_evidence_and_scores_the_peak() -> None:

@@ -10,37 +10,76 @@ is their weighted mean: a z-score per pixel. The image score is the mean of the 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 
 class GaussianSmoothing(nn.Module):
-    """Separable Gaussian blur of each channel, reflect-padded to keep the size.
+    """Separable Gaussian blur of each channel, edge-mirrored to keep the size.
 
-    Channels are folded into the batch so that plain (not grouped) convolutions do the work: OpenVINO's CPU
-    plugin stalled on the grouped form in bf16. The kernel is a non-persistent buffer rebuilt from
-    ``sigma_px``, so checkpoints load cleanly.
+    A kernel that is short against the map runs as two 1-D convolutions, channels folded into the batch so that plain
+    (not grouped) convolutions do the work (OpenVINO's CPU plugin stalled on the grouped form in bf16). A wide one (a
+    background scale: 289 taps at sigma 48 px) runs as two matrix products with the blur's matrix along each axis,
+    the mirrored edges folded into it: the same result to float rounding, several times faster (OpenVINO) to 30x
+    (torch) at 256 px, since a single-channel convolution with a long kernel uses a CPU's vector units poorly and a
+    matrix product well. The kernel is a non-persistent buffer rebuilt from ``sigma_px``, so checkpoints load cleanly.
     """
+
+    # the matrix form when the kernel spans at least this fraction of the map's shorter side: chosen by the exported
+    # graph's timings (``python benchmarks/smoothing_speed.py``, docs/speed.md), where a short kernel runs faster
+    # as convolutions (torch eager would switch earlier)
+    MATRIX_FROM_SPAN = 1 / 4
 
     def __init__(self, sigma_px: float) -> None:
         super().__init__()
         radius = max(1, int(round(3 * sigma_px)))
         offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
         kernel = torch.exp(-(offsets**2) / (2 * sigma_px**2))
-        self.register_buffer("kernel", (kernel / kernel.sum()).view(1, 1, 1, -1), persistent=False)
+        kernel = kernel / kernel.sum()
+        self.register_buffer("kernel", kernel.view(1, 1, 1, -1), persistent=False)
         self.radius = radius
         self.kernel: torch.Tensor
+        self._taps = kernel.double().numpy()  # for the matrices, built outside any trace
+        self._matrices: dict[tuple[int, str], torch.Tensor] = {}
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = maps.shape
-        single = maps.reshape(batch * channels, 1, height, width)
         # mirrored edges where the map is larger than the kernel's reach; a wide kernel (a background scale) on a
         # small image repeats the edge instead, since a reflection cannot reach past the far side
         mode = "reflect" if min(height, width) > self.radius else "replicate"
+        if self.kernel.shape[-1] >= self.MATRIX_FROM_SPAN * min(height, width):
+            rows = self.matrix(height, mode).to(maps)
+            columns = rows if width == height else self.matrix(width, mode).to(maps)
+            return rows @ maps @ columns.transpose(0, 1)
+        single = maps.reshape(batch * channels, 1, height, width)
         padded = F.pad(single, (self.radius, self.radius, self.radius, self.radius), mode=mode)
         smoothed = F.conv2d(F.conv2d(padded, self.kernel), self.kernel.transpose(2, 3))
         return smoothed.reshape(batch, channels, height, width)
+
+    def matrix(self, size: int, mode: str) -> torch.Tensor:
+        """The blur along one axis of ``size`` pixels as a [size, size] matrix M (blurred = M @ values), the edge
+        handling ``mode`` ("reflect": mirrored without repeating the edge pixel; "replicate") folded in.
+
+        Built with numpy, so that an export records it as one constant rather than the ops that build it; cached per
+        size outside an export (an exporter refuses module attributes assigned while it traces)."""
+        size = int(size)  # a traced shape (TorchScript) is a tensor: the matrix is a constant of that size
+        key = (size, mode)
+        if key in self._matrices:
+            return self._matrices[key]
+        sources = np.arange(size)[:, None] + np.arange(-self.radius, self.radius + 1)  # the pixel each tap reads
+        if mode == "reflect":
+            sources = np.abs(sources)
+            sources = np.where(sources > size - 1, 2 * (size - 1) - sources, sources)
+        else:
+            sources = sources.clip(0, size - 1)
+        matrix = np.zeros((size, size))
+        np.add.at(matrix, (np.arange(size)[:, None], sources), np.broadcast_to(self._taps, sources.shape))
+        matrix = torch.from_numpy(matrix.astype(np.float32))
+        if not torch.compiler.is_exporting():
+            self._matrices[key] = matrix
+        return matrix
 
 
 class EvidenceCalibration(nn.Module):
