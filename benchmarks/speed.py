@@ -1,7 +1,7 @@
 """Speed and memory, side by side in one run: training, the whole fit to the config's accuracy, and edge inference.
 
     python benchmarks/speed.py [--models GANomaly EGBAD AnoGAN] [--category weave] [--sections train fit edge]
-                               [--write]
+                               [--ckpt MODEL=PATH ...] [--write]
 
 Sections (all on --threads CPU threads, 2 by default):
   train  steady-state training throughput (images/s: median step after warm-up steps) of each model's config
@@ -10,7 +10,7 @@ Sections (all on --threads CPU threads, 2 by default):
   fit    the whole `ganad train --config configs/<model>.yaml` on the category, as a user runs it: seconds of the fit
          (anomalib's timer: training, memory, calibration and validation), the test's image and pixel AUROC, and
          the peak memory (RSS) of the process.
-  edge   the model trained by `fit`, exported to an FP32 OpenVINO IR: its FLOPs per image (counted from the IR's
+  edge   the model trained by `fit` (or given by --ckpt), exported to an FP32 OpenVINO IR: its FLOPs per image (counted from the IR's
          convolutions and matrix products), single-image latency and batch throughput of the plugin's runtime
          (``EdgeInferencer``, as `ganad infer` runs it), of anomalib's ``OpenVINOInferencer`` on the same IR and
          images, and of torch eager; the FLOP/s achieved against this machine's dense float32 matrix-product peak
@@ -376,6 +376,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--stream", type=int, default=48, help="images of the shorter whole-process edge run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ckpt", nargs="*", default=[], metavar="MODEL=PATH",
+                        help="edge section without a fit: the checkpoint of each model (default: the newest an earlier "
+                             "fit section left under results/speed)")
     parser.add_argument("--write", action="store_true", help="write the tables to docs/speed.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -388,8 +391,17 @@ def main() -> None:
     if "fit" in args.sections:
         blocks["speed.py fit"], checkpoints = fit_section(args, root)
     if "edge" in args.sections:
+        for item in args.ckpt:
+            name, _, path = item.partition("=")
+            if name not in args.models or not Path(path).is_file():
+                parser.error(f"--ckpt {item}: expected MODEL=PATH with MODEL one of {args.models} and PATH a file")
+            checkpoints.setdefault(name, Path(path))
         for name in args.models:  # without a fit in this run: the newest checkpoint an earlier run left
-            checkpoints.setdefault(name, newest_first(REPO / "results" / "speed" / name.lower() / args.category)[0])
+            if name not in checkpoints:
+                found = newest_first(REPO / "results" / "speed" / name.lower() / args.category)
+                if not found:
+                    parser.error(f"no checkpoint of {name} under results/speed: run the fit section or give --ckpt")
+                checkpoints[name] = found[0]
         blocks["speed.py edge"] = edge_section(args, root, checkpoints)
     for name, table in blocks.items():
         print(f"\n{name}\n{table}")
