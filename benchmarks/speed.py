@@ -10,11 +10,11 @@ Sections (all on --threads CPU threads, 2 by default):
   fit    the whole `ganad train --config configs/<model>.yaml` on the category, as a user runs it: seconds of the fit
          (anomalib's timer: training, memory, calibration and validation), the test's image and pixel AUROC, and
          the peak memory (RSS) of the process.
-  edge   the model trained by `fit` (or given by --ckpt), exported to an FP32 OpenVINO IR: its FLOPs per image (counted from the IR's
-         convolutions and matrix products), single-image latency and batch throughput of the plugin's runtime
-         (``EdgeInferencer``, as `ganad infer` runs it), of anomalib's ``OpenVINOInferencer`` on the same IR and
-         images, and of torch eager; the FLOP/s achieved against this machine's dense float32 matrix-product peak
-         measured in the same run; and the peak RSS of an edge process.
+  edge   the model trained by `fit` (or given by --ckpt), exported to an FP32 OpenVINO IR: its FLOPs per image
+         (counted from the IR's convolutions and matrix products), single-image latency and batch throughput of
+         the plugin's runtime (``EdgeInferencer``, as `ganad infer` runs it), of anomalib's ``OpenVINOInferencer``
+         on the same IR and images, and of torch eager; the FLOP/s achieved against this machine's dense float32
+         matrix-product peak measured in the same run; and the peak RSS of an edge process.
 With --write the tables go to docs/speed.md between generated markers, under the command that made them.
 """
 
@@ -202,7 +202,7 @@ def ir_flops(xml: Path) -> float:
             weights = list(op.input(1).get_shape())  # [I, O, kh, kw]: each input value spreads over O * kh * kw
             total += 2 * np.prod(list(op.input(0).get_shape())) * np.prod(weights[1:])
         elif kind == "MatMul":
-            a, b = list(op.input(0).get_shape()), list(op.input(1).get_shape())
+            a = list(op.input(0).get_shape())
             inner = a[-2] if op.get_transpose_a() else a[-1]
             total += 2 * np.prod(list(op.output(0).get_shape())) * inner
     return float(total)
