@@ -73,7 +73,7 @@ def main() -> None:
                 openvino_map = next(iter(request.results.values()))
                 np.testing.assert_allclose(openvino_map, outputs[form].numpy(), atol=1e-4)
                 default = GaussianSmoothing(sigma)
-                chosen = (default.kernel.shape[-1] >= default.MATRIX_FROM_SPAN * size) == (form == "matrix products")
+                chosen = default.uses_matrices(size, size) == (form == "matrix products")
                 lines.append(f"| {sigma:g} | {default.kernel.shape[-1]} | {size} | {form} | {torch_ms:.1f} | "
                              f"{ov_ms:.1f} | {'yes' if chosen else ''} |")
             torch.testing.assert_close(outputs["matrix products"], outputs["convolutions"], atol=1e-5, rtol=1e-4)

@@ -72,7 +72,7 @@ def test_smoothing_keeps_size_and_mean_of_a_constant_map() -> None:
 def test_smoothing_is_the_gaussian_filter_with_mirrored_edges(sigma: float, height: int, width: int, form: str) -> None:
     """Both forms of the blur (two 1-D convolutions, or two matrix products) against scipy's Gaussian filter."""
     smoothing = GaussianSmoothing(sigma)
-    assert (smoothing.kernel.shape[-1] >= smoothing.MATRIX_FROM_SPAN * min(height, width)) == (form == "matrix")
+    assert smoothing.uses_matrices(height, width) == (form == "matrix")
     maps = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0))
     # scipy's "mirror" is torch's "reflect" (the edge pixel not repeated), its "nearest" torch's "replicate"
     edges = "mirror" if min(height, width) > smoothing.radius else "nearest"

@@ -49,7 +49,7 @@ class GaussianSmoothing(nn.Module):
         # mirrored edges where the map is larger than the kernel's reach; a wide kernel (a background scale) on a
         # small image repeats the edge instead, since a reflection cannot reach past the far side
         mode = "reflect" if min(height, width) > self.radius else "replicate"
-        if self.kernel.shape[-1] >= self.MATRIX_FROM_SPAN * min(height, width):
+        if self.uses_matrices(height, width):
             rows = self.matrix(height, mode).to(maps)
             columns = rows if width == height else self.matrix(width, mode).to(maps)
             return rows @ maps @ columns.transpose(0, 1)
@@ -57,6 +57,10 @@ class GaussianSmoothing(nn.Module):
         padded = F.pad(single, (self.radius, self.radius, self.radius, self.radius), mode=mode)
         smoothed = F.conv2d(F.conv2d(padded, self.kernel), self.kernel.transpose(2, 3))
         return smoothed.reshape(batch, channels, height, width)
+
+    def uses_matrices(self, height: int, width: int) -> bool:
+        """Whether a map of ``height`` x ``width`` is blurred by matrix products (else by convolutions)."""
+        return self.kernel.shape[-1] >= self.MATRIX_FROM_SPAN * min(height, width)
 
     def matrix(self, size: int, mode: str) -> torch.Tensor:
         """The blur along one axis of ``size`` pixels as a [size, size] matrix M (blurred = M @ values), the edge
