@@ -120,12 +120,14 @@ MODELS = ("GANomaly", "EGBAD", "AnoGAN")
 
 
 def train_and_export(name: str, data_root: Path, work: Path) -> dict[str, Path]:
-    """Train ``name`` one epoch through the ``ganad`` CLI on the tiny weave, then export it (``ganad export``, in
-    this process)."""
+    """Train ``name`` one epoch on the tiny weave as a user of anomalib would (its own ``anomalib train`` program
+    with the model's config, which validates on the training images' synthetic split), then export it (``ganad
+    export``, in this process). The fit's log is ``work/train.log``."""
+    anomalib = str(Path(sys.executable).parent / "anomalib")
     run_cli(
-        [*GANAD, "train", "--model", name, "--data", "anomalib.data.MVTecAD", "--data.root", str(data_root),
-         "--data.category", "weave", "--data.num_workers", "0", "--trainer.max_epochs", "1", *SHORT_HEAD,
-         "--default_root_dir", str(work / "train")],
+        [anomalib, "train", "--config", str(REPO / "configs" / f"{name.lower()}.yaml"), "--data.root",
+         str(data_root), "--data.category", "weave", "--trainer.max_epochs", "1",
+         "--trainer.check_val_every_n_epoch", "1", *SHORT_HEAD, "--default_root_dir", str(work / "train")],
         cwd=REPO, log=work / "train.log",
     )
     checkpoint = next((work / "train").rglob("*.ckpt"))
@@ -142,13 +144,13 @@ def exported(name: str, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="session", params=MODELS)
 def exported_model(request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Each model trained one epoch with the CLI and exported to OpenVINO (once per run)."""
+    """Each model trained one epoch by ``anomalib train --config`` and exported to OpenVINO (once per run)."""
     return exported(request.param, tiny_dataset, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def exported_ganomaly(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """GANomaly trained one epoch through the ``ganad`` CLI, then exported (``train_and_export``)."""
+    """GANomaly trained one epoch by its config, then exported (``train_and_export``)."""
     return exported("GANomaly", tiny_dataset, tmp_path_factory)
 
 

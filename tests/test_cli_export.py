@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 import ganad_plugin.models
 from ganad_plugin.edge.images import list_images, read_rgb
 
-from .conftest import MODELS, REPO, SHORT_HEAD, run_cli, run_in_process
+from .conftest import MODELS, REPO, run_in_process
 
 
 def load_trained(exported: dict[str, Path]):
@@ -76,24 +75,20 @@ def test_threshold_and_normalisation_come_from_validation_and_are_in_the_checkpo
     assert model.model.calibrated
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_config_train_then_test_and_predict_from_checkpoint(name: str, tiny_dataset: Path, tmp_path: Path) -> None:
-    anomalib = str(Path(sys.executable).parent / "anomalib")
-    config = REPO / "configs" / f"{name.lower()}.yaml"
-    run_cli([anomalib, "train", "--config", str(config), "--data.root", str(tiny_dataset), "--data.category", "flange",
-             "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1", *SHORT_HEAD,
-             "--default_root_dir", str(tmp_path)],
-            cwd=REPO, log=tmp_path / "train.log")
-    checkpoint = next(tmp_path.rglob("*.ckpt"))
+def test_config_train_then_test_and_predict_from_checkpoint(exported_model, tiny_dataset: Path, tmp_path: Path) -> None:
+    # trained by `anomalib train --config configs/<model>.yaml` (the fixture's fit); tested and predicted from its
+    # checkpoint with the same config
+    config = REPO / "configs" / f"{exported_model['name'].lower()}.yaml"
+    assert "image_AUROC" in (exported_model["work"] / "train.log").read_text()
     overlays = {}
     for subcommand in ("test", "predict"):
         started = time.time()
         run_in_process([subcommand, "--config", str(config), "--data.root", str(tiny_dataset), "--data.category",
-                        "flange", "--ckpt_path", str(checkpoint), "--default_root_dir", str(tmp_path)],
-                       log=tmp_path / f"{subcommand}.log")
+                        "weave", "--ckpt_path", str(exported_model["checkpoint"]), "--default_root_dir",
+                        str(tmp_path)], log=tmp_path / f"{subcommand}.log")
         overlays[subcommand] = [png for png in tmp_path.rglob("*.png") if png.stat().st_mtime >= started]
     assert "image_AUROC" in (tmp_path / "test.log").read_text()
-    # each writes (or rewrites) an overlay of every test image (9 in the tiny flange)
+    # each writes (or rewrites) an overlay of every test image (9 in the tiny weave)
     assert len(overlays["test"]) == len(overlays["predict"]) == 9, {k: len(v) for k, v in overlays.items()}
 
 

@@ -12,7 +12,7 @@ from torch import nn
 import ganad_plugin.models
 from ganad_plugin.models.ensemble.torch_model import EnsembleModel
 
-from .conftest import GANAD, MODELS, REPO, assert_ir_matches, exported, run_cli, run_in_process
+from .conftest import MODELS, assert_ir_matches, exported, run_in_process
 
 
 class Constant(nn.Module):
@@ -73,10 +73,9 @@ def trained_ensemble(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactor
     checkpoints = {name: exported(name, tiny_dataset, tmp_path_factory)["checkpoint"] for name in MODELS}
     members = "{" + ", ".join(f"{name}: {checkpoint}" for name, checkpoint in checkpoints.items()) + "}"
     work = tmp_path_factory.mktemp("ensemble")
-    run_cli([*GANAD, "train", "--model", "Ensemble", "--model.members", members, "--data", "anomalib.data.MVTecAD",
-             "--data.root", str(tiny_dataset), "--data.category", "weave", "--data.num_workers", "0",
-             "--default_root_dir", str(work / "train")],  # the members' data settings (train_and_export's)
-            cwd=REPO, log=work / "train.log")
+    run_in_process(["train", "--model", "Ensemble", "--model.members", members, "--data", "anomalib.data.MVTecAD",
+                    "--data.root", str(tiny_dataset), "--data.category", "weave", "--data.num_workers", "0",
+                    "--default_root_dir", str(work / "train")], log=work / "train.log")
     checkpoint = next((work / "train").rglob("model.ckpt"))
     run_in_process(["export", "--model", "ganad_plugin.models.Ensemble", "--export_type", "openvino",
                     "--ckpt_path", str(checkpoint), "--default_root_dir", str(work / "export")], log=work / "export.log")

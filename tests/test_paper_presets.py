@@ -19,7 +19,7 @@ from ganad_plugin.models.components.settings import Evidence, PatchNetwork
 from ganad_plugin.models.egbad.torch_model import EgbadModel
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
-from .conftest import GANAD, MODELS, REPO, assert_ir_matches, run_cli, run_in_process
+from .conftest import MODELS, REPO, assert_ir_matches, run_in_process
 
 PAPER = Evidence(paper_score=True)
 NETWORK = PatchNetwork(patch_size=16, n_features=8, latent_dim=4)
@@ -115,9 +115,9 @@ def paper_preset(request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_fa
     """A paper preset trained one epoch by `ganad train --config configs/paper/<model>.yaml`, then `ganad export`."""
     name = request.param
     work = tmp_path_factory.mktemp(f"paper_{name.lower()}")
-    run_cli([*GANAD, "train", "--config", f"configs/paper/{name.lower()}.yaml", "--data.root", str(tiny_dataset),
-             "--data.category", "weave", "--trainer.max_epochs", "1", "--default_root_dir", str(work / "train")],
-            cwd=REPO, log=work / "train.log")
+    run_in_process(["train", "--config", str(REPO / "configs" / "paper" / f"{name.lower()}.yaml"), "--data.root",
+                    str(tiny_dataset), "--data.category", "weave", "--trainer.max_epochs", "1", "--default_root_dir",
+                    str(work / "train")], log=work / "train.log")
     checkpoint = next((work / "train").rglob("model.ckpt"))
     run_in_process(["export", "--model", f"ganad_plugin.models.{name}", "--export_type", "openvino",
                     "--ckpt_path", str(checkpoint), "--default_root_dir", str(work / "export")], log=work / "export.log")
