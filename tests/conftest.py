@@ -12,7 +12,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 REPO = Path(__file__).resolve().parents[1]
 GANAD = [sys.executable, "-m", "ganad_plugin.cli"]
@@ -80,19 +80,24 @@ def run_in_process(args: list[str], log: Path) -> None:
         pytest.fail(f"ganad {' '.join(map(str, args))} ended with {status}:\n{log.read_text()[-3000:]}")
 
 
-def made_once(key: str, make: Callable[[Path], dict], tmp_path_factory: pytest.TempPathFactory) -> dict:
+def made_once(key: str, make: Callable[[Path], dict], tmp_path_factory: pytest.TempPathFactory,
+              wait: bool = True) -> dict | None:
     """What ``make(folder)`` returns (a JSON-able dict), made once for the whole run: under pytest-xdist the first
     worker to ask makes it in a folder all workers share, the others wait for it and read its record (each worker
-    used to train the exported models again); a make that fails leaves no record, so the next asker fails too."""
+    used to train the exported models again); a make that fails leaves no record, so the next asker fails too.
+    With ``wait=False``, None while another worker is making it (the caller can make something else meanwhile)."""
     shared = tmp_path_factory.getbasetemp()
     if "PYTEST_XDIST_WORKER" in os.environ:
         shared = shared.parent  # .../pytest-N/, above each worker's popen-gwK/
     record = shared / f"{key}.json"
-    with FileLock(str(record) + ".lock"):
-        if not record.is_file():
-            folder = shared / key
-            folder.mkdir(exist_ok=True)
-            record.write_text(json.dumps(make(folder), default=str))
+    try:
+        with FileLock(str(record) + ".lock", timeout=-1 if wait else 0):
+            if not record.is_file():
+                folder = shared / key
+                folder.mkdir(exist_ok=True)
+                record.write_text(json.dumps(make(folder), default=str))
+    except Timeout:
+        return None
     return json.loads(record.read_text())
 
 
@@ -150,10 +155,23 @@ def train_and_export(name: str, data_root: Path, work: Path) -> dict[str, Path]:
     return {"name": name, "checkpoint": checkpoint, "xml": next((work / "export").rglob("model.xml")), "work": work}
 
 
-def exported(name: str, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """``name`` trained and exported by ``train_and_export``, once a run (shared by the workers)."""
-    record = made_once(f"{name.lower()}_cli", lambda work: train_and_export(name, tiny_dataset, work), tmp_path_factory)
-    return {key: value if key == "name" else Path(value) for key, value in record.items()}
+def exported(name: str, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory, wait: bool = True) -> dict | None:
+    """``name`` trained and exported by ``train_and_export``, once a run (shared by the workers); with
+    ``wait=False``, None while another worker is making it."""
+    record = made_once(f"{name.lower()}_cli", lambda work: train_and_export(name, tiny_dataset, work), tmp_path_factory,
+                       wait)
+    return None if record is None else {key: value if key == "name" else Path(value) for key, value in record.items()}
+
+
+def all_exported(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Every model of ``MODELS`` as ``exported`` gives it: those another worker is making are left to it while this
+    one makes the others (rather than the two taking turns with one core idle), then waited for."""
+    made: dict[str, dict] = {}
+    for name in MODELS:
+        record = exported(name, tiny_dataset, tmp_path_factory, wait=False)
+        if record is not None:
+            made[name] = record
+    return {name: made.get(name) or exported(name, tiny_dataset, tmp_path_factory) for name in MODELS}
 
 
 @pytest.fixture(scope="session", params=MODELS)

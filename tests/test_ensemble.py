@@ -12,7 +12,7 @@ from torch import nn
 import ganad_plugin.models
 from ganad_plugin.models.ensemble.torch_model import EnsembleModel
 
-from .conftest import MODELS, assert_ir_matches, exported, run_in_process
+from .conftest import MODELS, all_exported, assert_ir_matches, run_in_process
 
 
 class Constant(nn.Module):
@@ -70,7 +70,7 @@ def test_missing_or_foreign_member_checkpoints_are_named(tmp_path: Path) -> None
 def trained_ensemble(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The three members trained one epoch by the CLI (shared with the other tests), then
     `ganad train --model Ensemble --model.members {...}` and `ganad export` of the ensemble."""
-    checkpoints = {name: exported(name, tiny_dataset, tmp_path_factory)["checkpoint"] for name in MODELS}
+    checkpoints = {name: record["checkpoint"] for name, record in all_exported(tiny_dataset, tmp_path_factory).items()}
     members = "{" + ", ".join(f"{name}: {checkpoint}" for name, checkpoint in checkpoints.items()) + "}"
     work = tmp_path_factory.mktemp("ensemble")
     run_in_process(["train", "--model", "Ensemble", "--model.members", members, "--data", "anomalib.data.MVTecAD",
