@@ -11,7 +11,7 @@ from ganad_plugin.models import Evidence, PatchNetwork
 from ganad_plugin.models.components.defect_head import DefectHead, draw_training_defect
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
-from .test_evidence import assert_onnx_ir_matches_torch
+from .test_evidence import assert_ir_matches_torch
 
 SMALL = PatchNetwork(n_features=8, latent_dim=16)
 
@@ -61,7 +61,7 @@ def test_the_head_learns_to_find_a_darker_patch_on_a_random_texture() -> None:
     assert inside > normal_logits.amax(dim=(1, 2, 3)).mean()  # above the highest place of a normal image
 
 
-def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_map_exports(tmp_path) -> None:
+def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_map_exports() -> None:
     torch.manual_seed(0)
     # the defect map alone: an untrained tiny generator's residual has a near-zero spread that magnifies rounding
     # (see test_evidence's export test), which is not what this test is about
@@ -77,7 +77,7 @@ def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_m
     net.fit_normal([normal])
     assert net.calibrated and len(seen[0]) == 6  # every fourth image calibrates instead
     assert not any(torch.equal(image, normal[3]) or torch.equal(image, normal[7]) for image in seen[0])
-    assert_onnx_ir_matches_torch(net, (64, 64), tmp_path, relative_tolerance=1e-3)
+    assert_ir_matches_torch(net, (64, 64), relative_tolerance=1e-3)
 
 
 def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked() -> None:

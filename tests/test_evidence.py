@@ -6,10 +6,10 @@ from __future__ import annotations
 import openvino as ov
 import pytest
 import torch
-
 from anomalib.data import InferenceBatch
 
 from ganad_plugin.models import EGBAD, AnoGAN, Evidence, GANomaly, PatchNetwork
+from ganad_plugin.models.components.export import ExportGraph, convert_to_openvino
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
 SMALL = PatchNetwork(n_features=8, latent_dim=16)
@@ -35,12 +35,13 @@ def test_image_size_below_two_patches_fails_at_construction(model_class) -> None
         model_class(pre_processor=model_class.configure_pre_processor((48, 256)))
 
 
-def graph_ops(net: torch.nn.Module, tmp_path) -> list[tuple[str, list[tuple[int, ...]]]]:
-    """Operations of ``net``'s ONNX export (the way anomalib exports), read by OpenVINO: (type, input shapes)."""
-    path = tmp_path / f"{id(net)}.onnx"
-    torch.onnx.export(net.eval(), (torch.rand(1, 3, 64, 64),), path, dynamo=True)
+def graph_ops(net: torch.nn.Module) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """Operations of ``net``'s OpenVINO graph as the plugin's export converts it, for one 64 x 64 image:
+    (type, input shapes)."""
+    model = convert_to_openvino(ExportGraph(net.eval(), probe_size=(64, 64)), input_size=(64, 64))
+    model.reshape([1, 3, 64, 64])
     return [(op.get_type_name(), [tuple(value.get_partial_shape().to_shape()) for value in op.inputs()])
-            for op in ov.Core().read_model(path).get_ordered_ops()]
+            for op in model.get_ordered_ops()]
 
 
 def memory_products(ops: list[tuple[str, list[tuple[int, ...]]]], memory_size: int) -> int:
@@ -49,19 +50,19 @@ def memory_products(ops: list[tuple[str, list[tuple[int, ...]]]], memory_size: i
     return sum(op_type == "MatMul" and any(memory_size in shape for shape in shapes) for op_type, shapes in ops)
 
 
-def test_a_zero_weight_leaves_the_map_out_of_the_model_and_the_exported_graph(tmp_path) -> None:
+def test_a_zero_weight_leaves_the_map_out_of_the_model_and_the_exported_graph() -> None:
     with_memory = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=48))
     without_memory = GanomalyModel(network=SMALL, evidence=Evidence(memory_weight=0))
     assert "memory.bank" in with_memory.state_dict() and "memory.bank" not in without_memory.state_dict()
     # the memory's similarity to its bank of 48 features is one matrix product (each graph exported once)
-    ops = graph_ops(with_memory, tmp_path)
+    ops = graph_ops(with_memory)
     assert "ConvolutionBackpropData" in {op_type for op_type, _ in ops}  # the decoder's transposed convs
     assert memory_products(ops, 48) == 1
-    assert memory_products(graph_ops(without_memory, tmp_path), 48) == 0
+    assert memory_products(graph_ops(without_memory), 48) == 0
     memory_only = GanomalyModel(network=SMALL, evidence=Evidence(residual_weight=0, distance_weight=0, memory_size=48,
                                                                  colour_weight=0, defect_weight=0))
     assert memory_only.evidence_names == ("memory",)
-    assert "ConvolutionBackpropData" not in {op_type for op_type, _ in graph_ops(memory_only, tmp_path)}  # no decoder
+    assert "ConvolutionBackpropData" not in {op_type for op_type, _ in graph_ops(memory_only)}  # no decoder
 
 
 def test_each_map_is_computed_only_when_its_weight_is_above_zero() -> None:
@@ -123,7 +124,7 @@ def test_the_three_models_name_the_shared_settings_alike() -> None:
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 160)])
-def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_export_and_match_torch(tmp_path, size) -> None:
+def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_export_and_match_torch(size) -> None:
     torch.manual_seed(0)
     # weights pinned: with an untrained network the agreement depends on how much the (well-conditioned) memory map
     # weighs against the residual's magnified rounding (see below), which is not what this test is about
@@ -137,23 +138,22 @@ def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_ex
     # relative to the map's range, as the post-processor's min-max normalisation leaves it. The contract's 1e-3 is
     # checked on trained models (test_cli_export); this untrained tiny network has a near-zero evidence spread, so
     # float32 rounding in the 289-tap background kernel is magnified by the standardisation: 2.5e-3 here
-    assert_onnx_ir_matches_torch(net, size, tmp_path, relative_tolerance=2.5e-3)
+    assert_ir_matches_torch(net, size, relative_tolerance=2.5e-3)
 
 
-def assert_onnx_ir_matches_torch(net: torch.nn.Module, size: tuple[int, int], tmp_path,
-                                 relative_tolerance: float) -> None:
-    """Export ``net`` to ONNX as anomalib does, compile it with OpenVINO at f32, and check that its score and map
+def assert_ir_matches_torch(net: torch.nn.Module, size: tuple[int, int], relative_tolerance: float) -> None:
+    """Convert ``net`` to OpenVINO as the plugin's export does, compile it at f32, and check that its score and map
     match torch's on a random image within ``relative_tolerance`` of the map's range."""
-    path = tmp_path / "model.onnx"
-    torch.onnx.export(net, (torch.rand(1, 3, *size),), path, dynamo=True, output_names=["pred_score", "anomaly_map"])
-    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    graph = ExportGraph(net.eval(), probe_size=size)
+    compiled = ov.Core().compile_model(convert_to_openvino(graph, input_size=size, tolerance=relative_tolerance), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
     image = torch.rand(1, 3, *size)
     with torch.no_grad():
         expected = net(image)
     actual = compiled(image.numpy())
     tolerance = relative_tolerance * float(expected.anomaly_map.max() - expected.anomaly_map.min())
-    torch.testing.assert_close(torch.from_numpy(actual[0]), expected.pred_score, atol=tolerance, rtol=0)
-    torch.testing.assert_close(torch.from_numpy(actual[1]), expected.anomaly_map, atol=tolerance, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(actual["pred_score"]), expected.pred_score, atol=tolerance, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(actual["anomaly_map"]), expected.anomaly_map, atol=tolerance, rtol=0)
 
 
 def test_settings_saved_before_the_colour_map_existed_load_with_it_off(tmp_path) -> None:

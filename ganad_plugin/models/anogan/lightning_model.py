@@ -11,7 +11,6 @@ with no steps the model is a single forward pass and exports.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -119,8 +118,8 @@ class AnoGAN(PatchGanModule, AnomalibModule):
         self.step(losses["total"], e_opt)
         return {"encoder_loss": losses["total"]}
 
-    def to_onnx(self, *args: Any, **kwargs: Any) -> Path:
-        """anomalib's ONNX export (and through it OpenVINO), refused while the model runs a latent search."""
+    def require_exportable(self) -> None:
+        """ONNX and OpenVINO exports are refused while the model runs a latent search."""
         steps = self.model.latent_search_steps
         if steps > 0:
             msg = (
@@ -130,4 +129,4 @@ class AnoGAN(PatchGanModule, AnomalibModule):
                 "`AnoGAN.load_from_checkpoint(ckpt, latent_search_steps=0)` then `Engine().export(model, 'openvino')`."
             )
             raise ValueError(msg)
-        return super().to_onnx(*args, **kwargs)
+        super().require_exportable()

@@ -3,8 +3,13 @@
 - ``torch``: anomalib pickles the whole module, and spectral-norm parametrisations (EGBAD's and AnoGAN's
   discriminators) cannot be pickled; a copy with the normalisation folded into plain weights is saved instead
   (the same outputs in eval mode).
-- ``openvino``: every layer but the networks' convolutions is marked to stay in f32 when a runtime lowers the
-  precision (``ganad_plugin.edge.precision``), so that bf16 on a CPU, or f16, speeds up the networks only.
+- ``openvino``: the model is converted by OpenVINO's PyTorch frontend from a TorchScript trace, not through
+  anomalib's ONNX file: anomalib 2.7's ONNX step (``torch.onnx.export(dynamo=True)``) took most of an export's
+  time (``docs/export.md``). The trace runs on an image of another size than the model's, so that the
+  pre-processor's resize is recorded, and the converted graph is checked against the torch model at two input
+  sizes and batch sizes before it is written. With ``onnx_kwargs`` the ONNX route is taken, as anomalib does.
+  Every layer but the networks' convolutions is marked to stay in f32 when a runtime lowers the precision
+  (``ganad_plugin.edge.precision``), so that bf16 on a CPU, or f16, speeds up the networks only.
 - ``openvino`` with ``INT8_PTQ``: anomalib calibrates NNCF on the validation split, which for MVTec-style data may
   hold defects. Here the FP32 IR is exported as anomalib does, then quantised on the category's *normal training
   images*, only in the networks' convolutions; the INT8 and the FP32 model then score the same images, good
@@ -20,12 +25,16 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
 import torch
-from anomalib.deploy import CompressionType
+from anomalib.deploy import CompressionType, ExportType
+from anomalib.models.components.base.export_mixin.utils import create_export_root
+from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import binary_auroc
@@ -40,6 +49,9 @@ CALIBRATION_BATCH = 8
 # merge, channel means, norms, distances, logarithms, the resize of the memory's distances) costs little, and 8-bit
 # steps there swamp the small differences the anomaly map is made of. Subtract is absent on purpose: the feature
 # memory writes its distance without one (``memory.FeatureMemory.forward``).
+# the converted graph's largest difference from the torch model allowed at export, as a share of the map's range
+# (at least 1: the post-processor normalises scores and maps, the threshold at 0.5); the IRs measure about 1e-5
+EXPORT_TOLERANCE = 1e-3
 FLOAT_TYPES = (
     "Add", "Multiply", "Divide", "MatMul", "ReduceSum", "ReduceMean", "ReduceMin", "ReduceMax", "ReduceL2", "Sqrt",
     "Power", "Abs", "Maximum", "Minimum", "Log", "Exp", "Interpolate",
@@ -78,15 +90,36 @@ class NormalImageExportMixin:
             )
             raise RuntimeError(msg)
 
+    def require_exportable(self) -> None:
+        """Refuse an export that would write a model without meaning; models add their own reasons."""
+        self.require_calibration("export")
+
     def to_torch(self, export_root: Path | str, model_file_name: str = "model") -> Path:
         self.require_calibration("export")
         plain = without_parametrisations(self.eval())
         return super(NormalImageExportMixin, plain).to_torch(export_root, model_file_name)
 
     def to_onnx(self, *args: Any, **kwargs: Any) -> Path:
-        """anomalib's ONNX export (also the first step of the OpenVINO one), refused for an uncalibrated model."""
-        self.require_calibration("export")
+        """anomalib's ONNX export, refused for a model ``require_exportable`` refuses."""
+        self.require_exportable()
         return super().to_onnx(*args, **kwargs)
+
+    def openvino_model(
+        self, input_size: tuple[int, int] | None = None, ov_kwargs: dict[str, Any] | None = None,
+        onnx_kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """The model (pre-processor, network and evidence, post-processor) as an FP32 ``openvino.Model`` with
+        anomalib's input and output names; [N, 3, H, W] input, H and W fixed by ``input_size`` or free."""
+        import openvino as ov
+
+        self.require_exportable()
+        if onnx_kwargs:
+            with TemporaryDirectory() as onnx_directory:
+                return ov.convert_model(self.to_onnx(onnx_directory, "model", input_size, **onnx_kwargs),
+                                        **(ov_kwargs or {}))
+        plain = without_parametrisations(self.eval())
+        graph = ExportGraph(plain.model, plain.pre_processor, plain.post_processor)
+        return convert_to_openvino(graph, input_size, ov_kwargs)
 
     def to_openvino(
         self,
@@ -101,32 +134,170 @@ class NormalImageExportMixin:
         ov_kwargs: dict[str, Any] | None = None,
         onnx_kwargs: dict[str, Any] | None = None,
     ) -> Path:
-        common = {"model_file_name": model_file_name, "input_size": input_size, "ov_kwargs": ov_kwargs,
-                  "onnx_kwargs": onnx_kwargs}
-        if compression_type != CompressionType.INT8_PTQ:
-            xml = Path(super().to_openvino(
-                export_root, compression_type=compression_type, datamodule=datamodule, metric=metric, task=task,
-                max_drop=max_drop, **common,
-            ))
-            mark_evidence_f32(xml)
-            return xml
         import openvino as ov
 
-        if datamodule is None:
+        if compression_type == CompressionType.INT8_PTQ and datamodule is None:
             msg = (
                 "INT8_PTQ export calibrates on the training images: pass the data "
                 "(--data anomalib.data.MVTecAD --data.root ... --data.category ...)"
             )
             raise ValueError(msg)
-        xml = Path(super().to_openvino(export_root, **common))
-        core = ov.Core()
-        core.set_property({"ENABLE_MMAP": False})  # the FP32 weights must outlive the file the INT8 model replaces
-        fp32 = core.read_model(xml)
-        int8 = quantise_on_normal_images(fp32.clone(), datamodule)
-        ov.save_model(int8, xml, compress_to_fp16=False)
-        check_int8_accuracy(xml, fp32, int8, datamodule, max_drop)
+        fp32 = self.openvino_model(input_size, ov_kwargs, onnx_kwargs)
+        xml = create_export_root(export_root, ExportType.OPENVINO) / f"{model_file_name}.xml"
+        if compression_type == CompressionType.INT8_PTQ:
+            int8 = quantise_on_normal_images(fp32.clone(), datamodule)
+            ov.save_model(int8, xml, compress_to_fp16=False)
+            check_int8_accuracy(xml, fp32, int8, datamodule, max_drop)
+        else:
+            model = fp32
+            if compression_type not in (None, CompressionType.FP16):  # anomalib's other compressions, as it does them
+                model = self._compress_ov_model(fp32, compression_type, datamodule, metric, task, max_drop)
+            ov.save_model(model, xml, compress_to_fp16=compression_type == CompressionType.FP16)
         mark_evidence_f32(xml)
         return xml
+
+
+class ExportGraph(nn.Module):
+    """What an AnomalibModule's ``forward`` runs (pre-processor, torch model, post-processor; each processor may be
+    None), returning the InferenceBatch's fields that are set as a tuple named by ``output_names``: a module that a
+    trace can hold. ``map_size`` is the anomaly map's size for a ``probe_size`` input (the model's size where its
+    pre-processor resizes). The modules are in eval mode, without parametrisations (``without_parametrisations``).
+    """
+
+    def __init__(self, model: nn.Module, pre_processor: nn.Module | None = None,
+                 post_processor: nn.Module | None = None, probe_size: tuple[int, int] = (256, 256)) -> None:
+        super().__init__()
+        self.pre_processor, self.model, self.post_processor = pre_processor, model, post_processor
+        with torch.no_grad():
+            probe = self.batch(torch.rand(1, 3, *probe_size))
+        self.output_names = [name for name, value in probe._asdict().items() if value is not None]
+        self.map_size = tuple(probe.anomaly_map.shape[-2:])
+
+    def batch(self, images: torch.Tensor) -> Any:
+        images = self.pre_processor(images) if self.pre_processor else images
+        batch = self.model(images)
+        return self.post_processor(batch) if self.post_processor else batch
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        batch = self.batch(images)
+        return tuple(getattr(batch, name) for name in self.output_names)
+
+
+def convert_to_openvino(graph: ExportGraph, input_size: tuple[int, int] | None = None,
+                        ov_kwargs: dict[str, Any] | None = None, tolerance: float = EXPORT_TOLERANCE) -> Any:
+    """``graph`` as an ``openvino.Model`` (f32) with anomalib's input and output names, [N, 3, H, W] input with H
+    and W fixed by ``input_size`` or free, converted from a TorchScript trace by OpenVINO's PyTorch frontend and
+    checked against ``graph`` (``check_against_torch``)."""
+    import openvino as ov
+
+    model_size = graph.map_size
+    height, width = input_size or (model_size[0] + model_size[0] // 4, model_size[1] + model_size[1] // 4)
+    example = torch.rand(2, 3, height, width)
+    with torch.no_grad(), warnings.catch_warnings():
+        # the trace records shapes as constants: right after a resize to a fixed size, where every shape is fixed
+        # (the example is not at that size, so that the resize is recorded); checked below at other input sizes
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated", category=FutureWarning)
+        traced = torch.jit.trace(graph, example, check_trace=False)
+    model = ov.convert_model(traced, example_input=example, **(ov_kwargs or {}))
+    if "input" not in (ov_kwargs or {}):
+        # after conversion: convert_model's own ``input`` adds a pre-processing build that took seconds
+        model.reshape([-1, 3, *(input_size or (-1, -1))])
+    logical_boolean_operations(model)
+    fold_constants(model)
+    name_tensors(model, graph.output_names)
+    # one image (the trace saw two) at the model's size (where the resize does nothing) and at another one
+    shapes = [(1, *model_size), (1, model_size[0] // 2 + 3, model_size[1] * 3 // 2)]
+    check_against_torch(model, graph, [(1, *input_size)] if input_size else shapes, tolerance)
+    return model
+
+
+def logical_boolean_operations(model: Any) -> None:
+    """Replace ``model``'s bitwise operations on booleans (the trace of ``~mask`` and ``mask & other``, as anomalib's
+    post-processor writes them) by the logical ones. OpenVINO's CPU plugin gave wrong results with the bitwise
+    form when compiled for two streams in a process that had imported torch (the post-processor's
+    ``has_range`` came out false: maps and scores unnormalised); the logical form is what ONNX's ``Not`` and
+    ``And`` become, as in anomalib's own export route."""
+    import openvino as ov
+
+    logical = {"BitwiseNot": ov.opset13.logical_not, "BitwiseAnd": ov.opset13.logical_and,
+               "BitwiseOr": ov.opset13.logical_or, "BitwiseXor": ov.opset13.logical_xor}
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in logical and op.get_output_element_type(0) == ov.Type.boolean:
+            replacement = logical[op.get_type_name()](*(value.get_source_output() for value in op.inputs()))
+            op.output(0).replace(replacement.output(0))
+
+
+def fold_constants(model: Any) -> None:
+    """Compute what depends on constants only (the post-processor's checks of its stored statistics) once, at
+    export, as anomalib's ONNX route does. Left to the runtime, the post-processor's ``isnan`` checks of its
+    statistics gave unnormalised scores under the same conditions as in ``logical_boolean_operations``."""
+    import openvino as ov
+    from openvino.passes import ConstantFolding, Manager
+
+    for op in model.get_ordered_ops():
+        # the frontend keeps some conversions of constants from folding (for weights it would compress); these are
+        # float32 already, and the marks do not survive a save anyway
+        rt_info = op.get_rt_info()
+        if "DisableConstantFolding_0" in rt_info.keys():
+            del rt_info["DisableConstantFolding_0"]
+    manager = Manager()
+    manager.register_pass(ConstantFolding())
+    folded_isnan = True
+    while folded_isnan:
+        manager.run_passes(model)
+        folded_isnan = False
+        for op in model.get_ordered_ops():  # OpenVINO's folding leaves IsNaN out: a constant one is computed here
+            source = op.input_value(0).get_node() if op.get_type_name() == "IsNaN" else None
+            if source is not None and source.get_type_name() == "Constant":
+                op.output(0).replace(ov.opset13.constant(np.isnan(source.get_data())).output(0))
+                folded_isnan = True
+
+
+def name_tensors(model: Any, output_names: list[str]) -> None:
+    """Name ``model``'s input "input" and its outputs ``output_names``, as anomalib's export does, and take every
+    other tensor's names off: the trace names tensors after the code's variables (the scorer's ``anomaly_map``),
+    and a runtime that looks a name up could find such a tensor instead of the output."""
+    for op in model.get_ordered_ops():
+        for output in op.outputs():
+            output.get_tensor().set_names(set())
+    model.inputs[0].get_tensor().set_names({"input"})
+    for output, name in zip(model.outputs, output_names, strict=True):
+        output.get_tensor().set_names({name})
+
+
+def check_against_torch(model: Any, graph: ExportGraph, shapes: list[tuple[int, int, int]],
+                        tolerance: float = EXPORT_TOLERANCE) -> None:
+    """Refuse a converted ``model`` whose score or map differs from the torch ``graph``'s by more than ``tolerance``
+    times the map's range (at least 1) on random images of each (batch, height, width) in ``shapes``."""
+    import openvino as ov
+
+    generator = torch.Generator().manual_seed(0)
+    cases = []
+    for batch, height, width in shapes:
+        images = torch.rand(batch, 3, height, width, generator=generator)
+        with torch.no_grad():
+            cases.append((images, dict(zip(graph.output_names, graph(images), strict=True))))
+    # both of OpenVINO's performance hints (`ganad infer` uses LATENCY for cameras, THROUGHPUT for folders): the CPU
+    # plugin compiles them differently (one stream or several)
+    for hint in ("LATENCY", "THROUGHPUT"):
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": hint})
+        for images, expected in cases:
+            result = compiled(images.numpy())
+            allowed = tolerance * max(1.0, float(expected["anomaly_map"].max() - expected["anomaly_map"].min()))
+            for name in ("pred_score", "anomaly_map"):
+                actual = np.asarray(result[compiled.output(name)], dtype=np.float32)
+                wanted = expected[name].float().numpy()
+                difference = np.abs(actual - wanted).max() if actual.shape == wanted.shape else np.inf
+                if not difference <= allowed:
+                    batch, _, height, width = images.shape
+                    msg = (
+                        f"OpenVINO export: the converted graph's {name} differs from the torch model's on {batch} "
+                        f"image(s) of {height}x{width} px compiled for {hint} (largest difference {difference:.3g}, "
+                        f"shapes {actual.shape} and {wanted.shape}, allowed {allowed:.3g}); nothing was written. "
+                        "Export with a fixed --input_size, or report this with the checkpoint"
+                    )
+                    raise RuntimeError(msg)
 
 
 def quantise_on_normal_images(model: Any, datamodule: Any) -> Any:

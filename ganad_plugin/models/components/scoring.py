@@ -234,7 +234,7 @@ class AnomalyScorer(nn.Module):
 def image_score(anomaly_map: torch.Tensor, fraction: float) -> torch.Tensor:
     """Anomaly maps [B, 1, H, W] -> the mean of each map's top ``fraction`` of pixels [B] (0: the maximum)."""
     flat = anomaly_map.flatten(1)
-    count = max(1, round(flat.shape[1] * fraction))
+    count = max(1, round(float(flat.shape[1]) * fraction))  # float(): a traced size is a tensor, without round()
     return flat.topk(count, dim=1).values.mean(dim=1)
 
 

@@ -126,8 +126,8 @@ class Ensemble(NormalImageModule, AnomalibModule):
         del batch, batch_idx
         return torch.tensor(0.0, requires_grad=True, device=self.device)
 
-    def to_onnx(self, *args: Any, **kwargs: Any) -> Path:
-        """anomalib's ONNX export (and through it OpenVINO), refused while a member runs a latent search."""
+    def require_exportable(self) -> None:
+        """ONNX and OpenVINO exports are refused while a member runs a latent search."""
         for spec, member in zip(self.hparams["member_specs"], self.model.members, strict=True):
             steps = getattr(member, "latent_search_steps", 0)
             if steps > 0:
@@ -135,4 +135,4 @@ class Ensemble(NormalImageModule, AnomalibModule):
                        "which an ONNX/OpenVINO graph cannot hold: build the ensemble from an AnoGAN checkpoint "
                        "trained with latent_search_steps 0 (its default config)")
                 raise ValueError(msg)
-        return super().to_onnx(*args, **kwargs)
+        super().require_exportable()
