@@ -156,6 +156,15 @@ def assert_ir_matches_torch(net: torch.nn.Module, size: tuple[int, int], relativ
     torch.testing.assert_close(torch.from_numpy(actual["anomaly_map"]), expected.anomaly_map, atol=tolerance, rtol=0)
 
 
+def test_an_openvino_graph_that_holds_only_at_the_traced_size_is_not_exported() -> None:
+    # without a pre-processor that resizes to a fixed size, the trace records the example image's size in the
+    # graph's shapes: a graph for any input size would be wrong at every other size, and the export refuses it
+    net = GanomalyModel(network=SMALL, evidence=Evidence(memory_weight=0)).eval()
+    with pytest.raises(RuntimeError, match="OpenVINO export: the converted graph .* 64x64 px"):
+        convert_to_openvino(ExportGraph(net, probe_size=(64, 64)))
+    assert len(convert_to_openvino(ExportGraph(net, probe_size=(64, 64)), input_size=(64, 64)).outputs) == 2
+
+
 def test_settings_saved_before_the_colour_map_existed_load_with_it_off(tmp_path) -> None:
     # an Evidence as a checkpoint of the earlier code pickled it: no colour fields in its state
     earlier = Evidence.__new__(Evidence)
