@@ -7,11 +7,12 @@
   anomalib's ONNX file: anomalib 2.7's ONNX step (``torch.onnx.export(dynamo=True)``) took most of an export's
   time (``docs/export.md``). The trace runs on an image of another size than the model's, so that the
   pre-processor's resize is recorded, and the converted graph is checked against the torch model at two input
-  sizes and batch sizes before it is written. With ``onnx_kwargs`` the ONNX route is taken, as anomalib does.
+  sizes, under both performance hints, before it is written. With ``onnx_kwargs``, or a compression other than
+  FP16 and INT8_PTQ, anomalib's route is taken.
   Every layer but the networks' convolutions is marked to stay in f32 when a runtime lowers the precision
   (``ganad_plugin.edge.precision``), so that bf16 on a CPU, or f16, speeds up the networks only.
 - ``openvino`` with ``INT8_PTQ``: anomalib calibrates NNCF on the validation split, which for MVTec-style data may
-  hold defects. Here the FP32 IR is exported as anomalib does, then quantised on the category's *normal training
+  hold defects. Here the FP32 graph is converted as above, then quantised on the category's *normal training
   images*, only in the networks' convolutions; the INT8 and the FP32 model then score the same images, good
   training-side images and synthetic defects drawn on them (never the test split: whether an export is accepted is
   a choice, made like every other on training images only), and image and pixel AUROC of both and the drop go to
@@ -142,6 +143,14 @@ class NormalImageExportMixin:
                 "(--data anomalib.data.MVTecAD --data.root ... --data.category ...)"
             )
             raise ValueError(msg)
+        if compression_type not in (None, CompressionType.FP16, CompressionType.INT8_PTQ):
+            # anomalib's other compressions (INT8 weights, accuracy-aware INT8) on anomalib's own route
+            xml = Path(super().to_openvino(
+                export_root, model_file_name, input_size, compression_type, datamodule, metric, task, max_drop,
+                ov_kwargs, onnx_kwargs,
+            ))
+            mark_evidence_f32(xml)
+            return xml
         fp32 = self.openvino_model(input_size, ov_kwargs, onnx_kwargs)
         xml = create_export_root(export_root, ExportType.OPENVINO) / f"{model_file_name}.xml"
         if compression_type == CompressionType.INT8_PTQ:
@@ -149,10 +158,7 @@ class NormalImageExportMixin:
             ov.save_model(int8, xml, compress_to_fp16=False)
             check_int8_accuracy(xml, fp32, int8, datamodule, max_drop)
         else:
-            model = fp32
-            if compression_type not in (None, CompressionType.FP16):  # anomalib's other compressions, as it does them
-                model = self._compress_ov_model(fp32, compression_type, datamodule, metric, task, max_drop)
-            ov.save_model(model, xml, compress_to_fp16=compression_type == CompressionType.FP16)
+            ov.save_model(fp32, xml, compress_to_fp16=compression_type == CompressionType.FP16)
         mark_evidence_f32(xml)
         return xml
 
