@@ -262,8 +262,8 @@ def fold_constants(model: Any) -> None:
 
 def name_tensors(model: Any, output_names: list[str]) -> None:
     """Name ``model``'s input "input" and its outputs ``output_names``, as anomalib's export does, and take every
-    other tensor's names off: the trace names tensors after the code's variables (the scorer's ``anomaly_map``),
-    and a runtime that looks a name up could find such a tensor instead of the output."""
+    other tensor's names off: the trace names tensors after the code's variables (the scorer's ``anomaly_map``
+    among them), and a name should mean one tensor of the IR."""
     for op in model.get_ordered_ops():
         for output in op.outputs():
             output.get_tensor().set_names(set())
