@@ -99,6 +99,12 @@ def load_test_set(root: Path, per_kind: int, size: int) -> tuple[torch.Tensor, n
     return batch, np.array(labels), np.stack(masks)
 
 
+def test_kinds(root: Path, per_kind: int) -> np.ndarray:
+    """The defect kind (test folder name) of each image ``load_test_set`` loads, in its order."""
+    kinds = sorted(p.name for p in (root / "test").iterdir() if p.is_dir())
+    return np.array([kind for kind in kinds for _ in list_images(root / "test" / kind)[:per_kind]])
+
+
 def load_train_images(root: Path, count: int, size: int) -> torch.Tensor:
     images = [cv2.resize(read_rgb(path), (size, size), interpolation=cv2.INTER_AREA)
               for path in list_images(root / "train" / "good")[:count]]

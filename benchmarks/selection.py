@@ -23,11 +23,20 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from sample_sets import REPO, category_root, load_test_set, load_train_images, train_with_cli, write_generated_block
+from sample_sets import (
+    REPO,
+    category_root,
+    load_test_set,
+    load_train_images,
+    test_kinds,
+    train_with_cli,
+    write_generated_block,
+)
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
@@ -152,6 +161,14 @@ SEVENTH: dict[str, dict] = {"current": {}} | {
     for weight in (1.0, 2.0) for seed in (0, 1, 2)
 }
 
+# The eighth run (all five categories): the defect head seeing the GAN's reconstruction beside each image
+# (``Evidence.defect_reference``), against the head as shipped, each from three seeds of the head's own.
+EIGHTH: dict[str, dict] = {"current": {}} | {
+    f"current, defect 1, 300 steps bf16{', reference' if reference else ''}, head seed {seed}": {
+        "defect_weight": 1.0, "defect_steps": 300, "head_seed": seed, "defect_reference": reference}
+    for reference in (False, True) for seed in (0, 1, 2)
+}
+
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
 # before it (40 epochs, width 32, 32 patches an image), whose checkpoints the earlier runs scored.
@@ -175,11 +192,26 @@ VARIANTS.update({name: {**SHIPPED_DEFAULTS, **change} for name, change in THIRD.
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FOURTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SIXTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SEVENTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in EIGHTH.items()})
 # before the colour map and the defect head existed every variant had neither
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
 
 
 RAW_KEYS = ("colour_residual", "memory_colour_weight", "memory_size")  # settings that change the networks' maps
+
+
+def trained_network(model_name: str, state: dict, network: PatchNetwork, evidence: Evidence) -> torch.nn.Module:
+    """The torch model with ``evidence``'s maps and the GAN's trained weights from ``state`` (nothing fitted after the
+    GAN: the memory, colour statistics, defect head and scales are left to refit), in eval mode."""
+    net = getattr(ganad_plugin.models, model_name)(network=network, evidence=evidence).model
+    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer.", "colour.", "defect."))}
+    missing, unexpected = net.load_state_dict(weights, strict=False)
+    refitted = [k for k in missing if not k.startswith(("memory.", "scorer.", "colour.", "defect."))]
+    if refitted or unexpected:
+        msg = f"checkpoint does not match {model_name}: missing {refitted}, unexpected {unexpected}"
+        raise RuntimeError(msg)
+    return net.eval()
 
 
 def raw_evidence(model_name: str, state: dict, network: PatchNetwork, evidence: Evidence, train: torch.Tensor,
@@ -190,15 +222,7 @@ def raw_evidence(model_name: str, state: dict, network: PatchNetwork, evidence: 
     maps of the test images)."""
     every_map = dataclasses.replace(evidence, residual_weight=1.0, distance_weight=1.0, memory_weight=1.0,
                                     colour_weight=0.0, defect_weight=0.0)
-    net = getattr(ganad_plugin.models, model_name)(network=network, evidence=every_map).model
-    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer.", "colour."))}
-    missing, unexpected = net.load_state_dict(weights, strict=False)
-    refitted = [k for k in missing if not k.startswith(("memory.", "scorer."))]
-    if refitted or unexpected:
-        msg = f"checkpoint does not match {model_name}: missing {refitted}, unexpected {unexpected}"
-        raise RuntimeError(msg)
-    net.eval()
+    net = trained_network(model_name, state, network, every_map)
     with torch.inference_mode():
         net.fit_normal(train.split(16), 256)
         held_out = train[:256][3::4]  # the images fit_normal calibrates on (every fourth)
@@ -218,24 +242,27 @@ def colour_evidence(sigma_px: float, cells: int, train: torch.Tensor,
     return maps[0], maps[1]
 
 
-def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor,
-                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor, seed: int = 0,
+                    reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The defect head's map trained as ``fit_normal`` trains it (on the three in four training images that fill
-    the memory): (maps of the held-out training images that calibrate, maps of the test images)."""
-    head = DefectHead(train.shape[1])
+    the memory; with ``reconstruct``, a head that sees the GAN's reconstruction beside each image): (maps of the
+    held-out training images that calibrate, maps of the test images)."""
+    head = DefectHead(train.shape[1], reference=reconstruct is not None)
     first = train[:256]
-    head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps, seed=seed)
+    head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps, seed=seed, reconstruct=reconstruct)
     with torch.no_grad():
-        maps = [torch.cat([head.probability(images[i : i + 8]) for i in range(0, len(images), 8)])
+        maps = [torch.cat([head.probability(chunk, None if reconstruct is None else reconstruct(chunk))
+                           for chunk in images.split(8)])
                 for images in (first[3::4], test)]
     return maps[0], maps[1]
 
 
 def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, channels: int, labels: np.ndarray,
-                  masks: np.ndarray) -> tuple[float, float]:
+                  masks: np.ndarray) -> tuple[float, float, np.ndarray]:
     """Image and pixel AUROC of ``evidence``'s maps, weights, smoothing and pooling on the raw maps of
     ``raw_evidence`` (residual with ``channels`` channels, distance, memory), ``colour_evidence`` and
-    ``defect_evidence`` after them."""
+    ``defect_evidence`` after them, and the image scores."""
     groups = {"residual": slice(0, channels), "distance": slice(channels, channels + 1),
               "memory": slice(channels + 1, channels + 2), "colour": slice(channels + 2, channels + 3),
               "defect": slice(channels + 3, channels + 4)}
@@ -253,7 +280,14 @@ def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, ch
         outputs = [scorer(test[i : i + 8]) for i in range(0, len(test), 8)]
     scores = torch.cat([score for score, _ in outputs]).numpy()
     maps = torch.cat([anomaly_map for _, anomaly_map in outputs])[:, 0].numpy()
-    return auroc(scores, labels), auroc(maps, masks)
+    return auroc(scores, labels), auroc(maps, masks), scores
+
+
+def per_kind_auroc(scores: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+    """Image AUROC of each defect kind against the good images alone."""
+    good = kinds == "good"
+    return {kind: auroc(scores[good | (kinds == kind)], kinds[good | (kinds == kind)] == kind)
+            for kind in sorted(set(kinds) - {"good"})}
 
 
 def main() -> None:
@@ -264,6 +298,9 @@ def main() -> None:
     parser.add_argument("--training", nargs="*", default=["config"], choices=list(TRAINING),
                         help="training variants (each a fit of its own); every evidence variant scores each")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-kind", action="store_true",
+                        help="print each variant's image AUROC per validation defect kind (rescores from the cached "
+                             "maps even where a score is in results/selection)")
     parser.add_argument("--write", action="store_true", help="write docs/selection.md and docs/selection.csv")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -276,6 +313,7 @@ def main() -> None:
                                                seed=args.seed)
         train = load_train_images(validation, 10**6, 256)
         test, labels, masks = load_test_set(validation, 10**6, 256)
+        kinds = test_kinds(validation, 10**6)
         for model_name, training in itertools.product(args.models, args.training):
             out = REPO / "results" / "selection" / f"seed{args.seed}" / model_name.lower() / category
             if training != "config":  # each training variant in a folder of its own beside the config's
@@ -292,7 +330,7 @@ def main() -> None:
             defects: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
             for evidence_variant in args.variants:
                 variant = evidence_variant if training == "config" else f"{training}; {evidence_variant}"
-                if (model_name, category, variant) in done:  # scored before on the same checkpoint
+                if (model_name, category, variant) in done and not args.per_kind:  # scored before, same checkpoint
                     rows.append(done[(model_name, category, variant)])
                     continue
                 start = time.perf_counter()
@@ -315,27 +353,36 @@ def main() -> None:
                 steps = evidence.defect_steps if evidence.defect_weight > 0 else 0
                 if "head_seed" in VARIANTS[evidence_variant]:  # the seventh run on: the length capped by the images
                     steps = min(steps, STEPS_PER_IMAGE * len([i for i in range(len(train[:256])) if i % 4 != 3]))
-                if (steps, head_seed) not in defects:  # the head trains for minutes: cached beside the checkpoint
+                head_key = (steps, head_seed, evidence.defect_reference)
+                if head_key not in defects:  # the head trains for minutes: cached beside the checkpoint
                     # the seventh run's heads train in bf16 where the CPU has the units (the sixth's in f32)
                     seeded = f"_bf16_seed{head_seed}" if "head_seed" in VARIANTS[evidence_variant] else ""
+                    seeded += "_reference" if evidence.defect_reference else ""
                     cache = out / f"defect_evidence_{steps}{seeded}.pt"
                     if steps == 0:
-                        defects[steps, head_seed] = tuple(torch.ones(len(t), 1, *t.shape[-2:])
-                                                          for t in (train[:256][3::4], test))
+                        defects[head_key] = tuple(torch.ones(len(t), 1, *t.shape[-2:])
+                                                  for t in (train[:256][3::4], test))
                     elif cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime:
-                        defects[steps, head_seed] = torch.load(cache)
+                        defects[head_key] = torch.load(cache)
                     else:
-                        defects[steps, head_seed] = defect_evidence(steps, train, test, seed=head_seed)
-                        torch.save(defects[steps, head_seed], cache)
+                        reconstruct = (trained_network(model_name, state, network, evidence).reconstruct
+                                       if evidence.defect_reference else None)
+                        defects[head_key] = defect_evidence(steps, train, test, seed=head_seed,
+                                                            reconstruct=reconstruct)
+                        torch.save(defects[head_key], cache)
                 maps = tuple(torch.cat([net, colour, defect], dim=1) for net, colour, defect
-                             in zip(raws[key], colours[colour_key], defects[steps, head_seed], strict=True))
+                             in zip(raws[key], colours[colour_key], defects[head_key], strict=True))
                 channels = test.shape[1] if evidence.colour_residual else 1
-                image, pixel = score_variant(maps, evidence, channels, labels, masks)
+                image, pixel, scores = score_variant(maps, evidence, channels, labels, masks)
                 rows.append({"model": model_name, "category": category, "variant": variant, "seed": args.seed,
                              "image_auroc": round(image, 4), "pixel_auroc": round(pixel, 4)})
-                append_row(done_path, rows[-1])
+                if (model_name, category, variant) not in done:
+                    append_row(done_path, rows[-1])
                 print(f"{model_name:9s} {category:7s} {variant:52s} image {image:.3f} pixel {pixel:.3f}"
                       f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+                if args.per_kind:
+                    print("    image AUROC per kind: " + ", ".join(
+                        f"{kind} {value:.2f}" for kind, value in per_kind_auroc(scores, kinds).items()), flush=True)
     table = summary(rows, args.categories)
     if args.training != ["config"]:
         table += "\n\nSeconds of each fit (anomalib's timer: training, memory, calibration and validation), per category:\n\n"

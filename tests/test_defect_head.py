@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ganad_plugin.models import Evidence, PatchNetwork
-from ganad_plugin.models.components.defect_head import DefectHead, draw_training_defect
+from ganad_plugin.models.components.defect_head import DefectHead, _reference_batches, draw_training_defect
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
 from .test_evidence import assert_ir_matches_torch
@@ -62,22 +62,60 @@ def test_the_head_learns_to_find_a_darker_patch_on_a_random_texture() -> None:
 
 
 def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_map_exports() -> None:
+    """With the GAN's reconstruction as the head's reference (the plain head's fit and export run in every config's
+    fit and export in the CLI tests)."""
     torch.manual_seed(0)
     # the defect map alone: an untrained tiny generator's residual has a near-zero spread that magnifies rounding
-    # (see test_evidence's export test), which is not what this test is about
+    # (see test_evidence's export test), which is not what this test is about; the reconstruction still enters
     evidence = Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=0, defect_weight=1.0,
-                        defect_steps=2)
+                        defect_steps=2, defect_reference=True)
     net = GanomalyModel(network=SMALL, evidence=evidence).eval()
     assert net.evidence_names == ("defect",)
+    assert net.defect.reference
     assert not net.calibrated
-    seen = []
+    seen, references = [], []
     fit = net.defect.fit
-    net.defect.fit = lambda images, steps: seen.append(images) or fit(images, steps)  # type: ignore[method-assign]
+
+    def watched_fit(images: torch.Tensor, steps: int, reconstruct=None) -> float:
+        seen.append(images)
+        references.append(reconstruct)
+        return fit(images, steps, reconstruct=reconstruct)
+
+    net.defect.fit = watched_fit  # type: ignore[method-assign]
     normal = torch.rand(8, 3, 64, 64)
     net.fit_normal([normal])
     assert net.calibrated and len(seen[0]) == 6  # every fourth image calibrates instead
     assert not any(torch.equal(image, normal[3]) or torch.equal(image, normal[7]) for image in seen[0])
+    assert references[0] == net.reconstruct
     assert_ir_matches_torch(net, (64, 64), relative_tolerance=1e-3)
+
+
+def test_a_head_with_a_reference_sees_each_crop_beside_its_own_reconstruction() -> None:
+    """The references are reconstructions of the whole images with their drawn defects, cropped at the same places
+    as the images and masks; a quarter of each batch is clean."""
+    rng = np.random.default_rng(0)
+    pictures = speckle(5, 200).permute(0, 2, 3, 1).numpy()
+    calls = []
+
+    def negative(images: torch.Tensor) -> torch.Tensor:  # a stand-in reconstruction whose crops can be checked
+        calls.append(tuple(images.shape))
+        return 1 - images
+
+    batches = list(_reference_batches(rng, pictures, 7, negative, torch.device("cpu")))
+    assert len(batches) == 7
+    assert len(calls) == 3  # the clean images, then each round's drawn ones (5 images: one batch each)
+    assert all(shape == (5, 3, 200, 200) for shape in calls)
+    for images, masks, references in batches:
+        assert images.shape == references.shape == (16, 128, 128, 3) and masks.shape == (16, 128, 128)
+        np.testing.assert_allclose(references, 1 - images, atol=1e-6)
+        clean = masks.reshape(16, -1).max(axis=1) == 0
+        assert clean[:4].all()  # NORMAL_SHARE of the batch from the clean images
+        assert (~clean[4:]).sum() >= 8  # nearly every other crop holds some drawn defect
+    head = DefectHead(3, width=8, reference=True)
+    with pytest.raises(ValueError, match="reconstruct"):
+        head.fit(torch.rand(2, 3, 64, 64), steps=1)
+    with pytest.raises(ValueError, match="reference"):
+        head(torch.rand(1, 3, 64, 64))
 
 
 def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked() -> None:

@@ -14,11 +14,19 @@ sample-data generator's shapes): here a defect is a region of smooth-noise shape
 texture of another normal image, a plain colour, the place's own texture at lower contrast or another brightness,
 or a dark, bright or coloured line. Choosing the head's settings on the validation categories therefore measures
 how it generalises to defects it never saw drawn that way.
+
+With ``reference`` the head sees, beside each image, the GAN's reconstruction of it (DRAEM's discriminative network
+sees its reconstructive network's output the same way): it then learns where an image departs from what the GAN
+makes of it, and which departures are the GAN's own (a part's sharp rims and hole edges, which no patch GAN
+reconstructs exactly) rather than a defect. The reconstruction is of the image with its drawn defects, as at test
+time.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -50,33 +58,49 @@ class DefectHead(nn.Module):
     Args:
         channels: image channels.
         width: channels of the inner layers.
+        reference: the head also sees a reference image of the same size (the GAN's reconstruction), channels
+            stacked after the image's.
     """
 
-    def __init__(self, channels: int, width: int = 32) -> None:
+    def __init__(self, channels: int, width: int = 32, reference: bool = False) -> None:
         super().__init__()
+        self.reference = reference
         self.body = nn.Sequential(
-            _conv(channels, width // 2), _conv(width // 2, width, stride=2), _conv(width, width, stride=2),
+            _conv(channels * (2 if reference else 1), width // 2), _conv(width // 2, width, stride=2), _conv(width, width, stride=2),
             *(_conv(width, width, dilation=d) for d in (1, 2, 4, 8)),
         )
         self.logit = nn.Conv2d(width, 1, 1)
         self.register_buffer("filled", torch.tensor(False))
         self.filled: torch.Tensor
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.logit(self.body(images * 2 - 1))
+    def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        if self.reference:
+            if reference is None:
+                msg = "this defect head compares each image with a reference (the GAN's reconstruction): pass one"
+                raise ValueError(msg)
+            images_in = torch.cat([images, reference], dim=1)
+        else:
+            images_in = images
+        logits = self.logit(self.body(images_in * 2 - 1))
         return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
-    def probability(self, images: torch.Tensor) -> torch.Tensor:
-        """Images [B, C, H, W] in [0, 1] -> the probability that each place is a defect [B, 1, H, W] (the evidence
-        map: the scorer compares it on a log scale, as it does the distances)."""
-        return torch.sigmoid(self(images))
+    def probability(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Images [B, C, H, W] in [0, 1] (and, with ``reference``, the reference images of the same shape) -> the
+        probability that each place is a defect [B, 1, H, W] (the evidence map: the scorer compares it on a log
+        scale, as it does the distances)."""
+        return torch.sigmoid(self(images, reference))
 
-    def fit(self, images: torch.Tensor, steps: int, seed: int = 0) -> float:
+    def fit(self, images: torch.Tensor, steps: int, seed: int = 0,
+            reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
         """Train on synthetic defects drawn on ``images`` (normal, [N, C, H, W] in [0, 1]) for ``steps`` batches,
-        or ``STEPS_PER_IMAGE`` a training image where that is fewer; returns the last batch's loss. The same images
-        and seed give the same head."""
+        or ``STEPS_PER_IMAGE`` a training image where that is fewer; returns the last batch's loss. With
+        ``reference``, ``reconstruct`` (images in [0, 1] -> their references, the same shape) makes each batch's
+        references, after its defects are drawn. The same images and seed give the same head."""
         if len(images) == 0:
             msg = "the defect head needs at least one normal image to train on, got none"
+            raise ValueError(msg)
+        if self.reference and reconstruct is None:
+            msg = "this defect head compares each image with its reconstruction: fit needs reconstruct"
             raise ValueError(msg)
         steps = min(steps, STEPS_PER_IMAGE * len(images))
         rng = np.random.default_rng(seed)
@@ -94,17 +118,15 @@ class DefectHead(nn.Module):
         low_precision = images.device.type == "cpu" and _cpu_has_bf16()
         student.train()
         loss = torch.tensor(float("nan"))
+        batches = (_reference_batches(rng, pictures, steps, reconstruct, images.device) if self.reference
+                   else _plain_batches(rng, pictures, steps))
         with torch.enable_grad():
-            for _ in range(steps):
-                crops = [_crop(rng, pictures[i]) for i in rng.integers(0, len(pictures), BATCH_SIZE)]
-                drawn = [draw_training_defect(rng, crop, pictures) if k >= BATCH_SIZE * NORMAL_SHARE
-                         else (crop, np.zeros(crop.shape[:2], np.float32)) for k, crop in enumerate(crops)]
-                batch = torch.from_numpy(np.stack([image for image, _ in drawn])).permute(0, 3, 1, 2)
-                masks = torch.from_numpy(np.stack([mask for _, mask in drawn]))[:, None]
-                batch = batch.to(images.device).contiguous(memory_format=torch.channels_last)
+            for drawn, masks, references in batches:
+                batch = _to_tensor(drawn, images.device)
+                reference = None if references is None else _to_tensor(references, images.device)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
-                    logits = student(batch)
-                loss = segmentation_loss(logits.float(), masks.to(images.device))
+                    logits = student(batch, reference)
+                loss = segmentation_loss(logits.float(), torch.from_numpy(masks)[:, None].to(images.device))
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -114,6 +136,64 @@ class DefectHead(nn.Module):
         self.eval()
         self.filled.fill_(True)
         return float(loss.detach())
+
+
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # images [B, h, w, C], masks [B, h, w], references or None
+REFERENCE_ROUNDS = 2  # with a reference: the defects are drawn anew (and the images reconstructed) this many times
+
+
+def _to_tensor(pictures: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pictures)).permute(0, 3, 1, 2).to(device).contiguous(
+        memory_format=torch.channels_last)
+
+
+def _plain_batches(rng: np.random.Generator, pictures: np.ndarray, steps: int) -> Iterator[Batch]:
+    """``steps`` batches of crops of ``pictures`` [N, H, W, C], defects drawn on all but ``NORMAL_SHARE`` of each."""
+    for _ in range(steps):
+        crops = [_crop(rng, pictures[i]) for i in rng.integers(0, len(pictures), BATCH_SIZE)]
+        drawn = [draw_training_defect(rng, crop, pictures) if k >= BATCH_SIZE * NORMAL_SHARE
+                 else (crop, np.zeros(crop.shape[:2], np.float32)) for k, crop in enumerate(crops)]
+        yield np.stack([image for image, _ in drawn]), np.stack([mask for _, mask in drawn]), None
+
+
+def _reference_batches(rng: np.random.Generator, pictures: np.ndarray, steps: int,
+                       reconstruct: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> Iterator[Batch]:
+    """``steps`` batches of crops with their references. Reconstructing every batch's crops costs more than the
+    head's training, and a crop's reconstruction at its own edges is not the whole image's: instead the whole
+    images are reconstructed, as at test time, once clean and once per round (``REFERENCE_ROUNDS``) with defects
+    drawn on every ``CROP_PX`` tile of them but ``NORMAL_SHARE``, and each batch crops images, references and masks
+    at the same places; ``NORMAL_SHARE`` of each batch comes from the clean images."""
+
+    def reconstructed(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate([
+                reconstruct(_to_tensor(images[start : start + 8], device)).float().permute(0, 2, 3, 1).cpu().numpy()
+                for start in range(0, len(images), 8)])
+
+    height, width = pictures.shape[1:3]
+    clean = (pictures, np.zeros(pictures.shape[:3], np.float32), reconstructed(pictures))
+    rounds = max(1, min(REFERENCE_ROUNDS, steps))
+    for number in range(rounds):
+        drawn, masks = pictures.copy(), np.zeros(pictures.shape[:3], np.float32)
+        for i, top, left in itertools.product(range(len(pictures)), range(0, height, CROP_PX),
+                                              range(0, width, CROP_PX)):
+            if rng.random() >= NORMAL_SHARE:
+                tile = np.s_[i, top : top + CROP_PX, left : left + CROP_PX]
+                drawn[tile], masks[tile] = draw_training_defect(rng, drawn[tile], pictures)
+        defective = (drawn, masks, reconstructed(drawn))
+        for _ in range(steps * (number + 1) // rounds - steps * number // rounds):
+            chosen = [(clean if k < BATCH_SIZE * NORMAL_SHARE else defective, int(i))
+                      for k, i in enumerate(rng.integers(0, len(pictures), BATCH_SIZE))]
+            windows = [_window(rng, height, width) for _ in chosen]
+            yield tuple(np.stack([source[part][i][window] for (source, i), window in zip(chosen, windows, strict=True)])
+                        for part in range(3))
+
+
+def _window(rng: np.random.Generator, height: int, width: int, side: int = CROP_PX) -> tuple[slice, slice]:
+    """A random ``side``-pixel window of an image of ``height`` x ``width`` (clipped where it is smaller)."""
+    top = int(rng.integers(0, max(height - side, 0) + 1))
+    left = int(rng.integers(0, max(width - side, 0) + 1))
+    return np.s_[top : top + side], np.s_[left : left + side]
 
 
 def _cpu_has_bf16() -> bool:

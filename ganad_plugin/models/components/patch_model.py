@@ -68,7 +68,7 @@ class PatchAnomalyModel(nn.Module):
         self.colour = (
             ColourStatistics(channels, evidence.colour_sigma_px, evidence.colour_cells) if "colour" in active else None
         )
-        self.defect = DefectHead(channels) if "defect" in active else None
+        self.defect = DefectHead(channels, reference=evidence.defect_reference) if "defect" in active else None
         self.defect_steps = evidence.defect_steps
         residual_channels = channels if evidence.colour_residual else 1
         self.scorer = None if self.paper_score else AnomalyScorer(
@@ -149,13 +149,23 @@ class PatchAnomalyModel(nn.Module):
         colour = torch.cat([mean, spread], dim=1)[..., : features.shape[-2], : features.shape[-1]]
         return torch.cat([features, colour * self.memory_colour_weight], dim=1)
 
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] in [0, 1] -> the GAN's reconstruction of them [B, C, H, W] in [0, 1]: the patches'
+        reconstructions put back together (each pixel the mean of its four patches')."""
+        reconstructions, _ = self.patch_evidence(self.grid.split(self.to_tanh_range(images)))
+        return (self.grid.merge(reconstructions, images.shape[-2:]) + 1) / 2
+
     def evidence(self, images: torch.Tensor) -> torch.Tensor:
         """Images [B, C, H, W] in [0, 1] -> the active evidence maps [B, E, H, W], in ``evidence_names`` order."""
         size = images.shape[-2:]
         maps = []
-        if {"residual", "distance"} & set(self.evidence_names):
+        reference = None
+        defect_reference = self.defect is not None and self.defect.reference
+        if {"residual", "distance"} & set(self.evidence_names) or defect_reference:
             patches = self.grid.split(self.to_tanh_range(images))
             reconstructions, distance = self.patch_evidence(patches)
+            if defect_reference:
+                reference = (self.grid.merge(reconstructions, size) + 1) / 2
             if "residual" in self.evidence_names:
                 maps.append(self.grid.merge(signed_residual(patches, reconstructions, self.colour_residual), size))
             if "distance" in self.evidence_names:
@@ -167,7 +177,7 @@ class PatchAnomalyModel(nn.Module):
         if self.colour is not None:
             maps.append(self.colour(images))
         if self.defect is not None:
-            maps.append(self.defect.probability(images))
+            maps.append(self.defect.probability(images, reference))
         return torch.cat(maps, dim=1)
 
     @property
@@ -217,7 +227,8 @@ class PatchAnomalyModel(nn.Module):
         if self.colour is not None:
             self.colour.fit(every_image)
         if self.defect is not None:
-            self.defect.fit(torch.stack(to_head), self.defect_steps)
+            self.defect.fit(torch.stack(to_head), self.defect_steps,
+                            reconstruct=self.reconstruct if self.defect.reference else None)
         evidence = torch.cat([
             self.evidence(torch.stack(held_out[start : start + CALIBRATION_BATCH]))
             for start in range(0, len(held_out), CALIBRATION_BATCH)

@@ -16,7 +16,7 @@ LR_SCHEDULES = ("constant", "cosine")
 # Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
 # was trained (``Evidence.__setstate__``)
 SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False,
-                                "defect_weight": 0.0, "defect_steps": 600}
+                                "defect_weight": 0.0, "defect_steps": 600, "defect_reference": False}
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,8 @@ class Evidence:
             random texture the networks cannot reconstruct; 0: off (not trained, not in the export).
         defect_steps: the defect head's training batches (16 crops of 128 px each), at most; a small training set
             trains it for fewer (``defect_head.STEPS_PER_IMAGE`` batches an image).
+        defect_reference: the defect head sees the GAN's reconstruction beside each image (in training, of the image
+            with its drawn defects), so that it learns where an image departs from what the GAN makes of it.
         colour_residual: take the residual's magnitude over the colour channels (a colour change whose channels
             move apart counts) rather than of their mean.
         smoothing_sigma_px: Gaussian smoothing of each evidence map, in model-input pixels.
@@ -145,6 +147,7 @@ class Evidence:
     colour_cells: int = 8
     defect_weight: float = 1.0
     defect_steps: int = 300
+    defect_reference: bool = False
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
