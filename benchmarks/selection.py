@@ -307,6 +307,7 @@ def main() -> None:
     done_path = REPO / "results" / "selection" / f"seed{args.seed}" / "scores.csv"
     done = {(r["model"], r["category"], r["variant"]): r for r in read_rows(done_path)}
     rows = []
+    kind_lines: list[str] = []  # with --per-kind: markdown rows of image AUROC per defect kind
     fit_seconds: dict[tuple[str, str], list[float]] = {}
     for category in args.categories:
         validation = build_validation_category(category_root(category), REPO / "results" / "validation" / category,
@@ -381,9 +382,18 @@ def main() -> None:
                 print(f"{model_name:9s} {category:7s} {variant:52s} image {image:.3f} pixel {pixel:.3f}"
                       f"  ({time.perf_counter() - start:.0f} s)", flush=True)
                 if args.per_kind:
+                    by_kind = per_kind_auroc(scores, kinds)
                     print("    image AUROC per kind: " + ", ".join(
-                        f"{kind} {value:.2f}" for kind, value in per_kind_auroc(scores, kinds).items()), flush=True)
+                        f"{kind} {value:.2f}" for kind, value in by_kind.items()), flush=True)
+                    if not kind_lines:
+                        kind_lines += ["| model | category | variant | " + " | ".join(by_kind) + " |",
+                                       "|" + "---|" * (len(by_kind) + 3)]
+                    kind_lines.append(f"| {model_name} | {category} | {variant} | "
+                                      + " | ".join(f"{value:.2f}" for value in by_kind.values()) + " |")
     table = summary(rows, args.categories)
+    if kind_lines:
+        table += "\n\nImage AUROC per validation defect kind (each kind's images against the good ones):\n\n"
+        table += "\n".join(kind_lines)
     if args.training != ["config"]:
         table += "\n\nSeconds of each fit (anomalib's timer: training, memory, calibration and validation), per category:\n\n"
         table += "\n".join(f"- {model} {training}: " + ", ".join(f"{s:.0f}" for s in seconds)
@@ -448,7 +458,7 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     page = docs / "selection.md"
     runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD,
             "selection.py memory size": FOURTH, "selection.py defect head": SIXTH,
-            "selection.py defect head seeds": SEVENTH}
+            "selection.py defect head seeds": SEVENTH, "selection.py defect reference": EIGHTH}
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     if args.training != ["config"]:
         block = "selection.py training"
