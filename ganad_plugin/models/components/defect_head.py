@@ -189,11 +189,14 @@ def _reference_batches(rng: np.random.Generator, pictures: np.ndarray, steps: in
                         for part in range(3))
 
 
-def _window(rng: np.random.Generator, height: int, width: int, side: int = CROP_PX) -> tuple[slice, slice]:
-    """A random ``side``-pixel window of an image of ``height`` x ``width`` (clipped where it is smaller)."""
+def _window(rng: np.random.Generator, height: int, width: int, side: int = CROP_PX,
+            across: int | None = None) -> tuple[slice, slice]:
+    """A random window of an image of ``height`` x ``width``, ``side`` pixels high and ``across`` (default ``side``)
+    wide, clipped to the image where it is smaller."""
+    across = side if across is None else across
     top = int(rng.integers(0, max(height - side, 0) + 1))
-    left = int(rng.integers(0, max(width - side, 0) + 1))
-    return np.s_[top : top + side], np.s_[left : left + side]
+    left = int(rng.integers(0, max(width - across, 0) + 1))
+    return np.s_[top : top + side], np.s_[left : left + across]
 
 
 def _cpu_has_bf16() -> bool:
@@ -202,13 +205,8 @@ def _cpu_has_bf16() -> bool:
 
 
 def _crop(rng: np.random.Generator, image: np.ndarray, side: int = CROP_PX, width: int | None = None) -> np.ndarray:
-    """A random window of ``image`` [H, W, C], ``side`` pixels high and ``width`` (default ``side``) wide, clipped
-    to the image where it is smaller."""
-    height, image_width = image.shape[:2]
-    width = side if width is None else width
-    top = int(rng.integers(0, max(height - side, 0) + 1))
-    left = int(rng.integers(0, max(image_width - width, 0) + 1))
-    return image[top : top + side, left : left + width]
+    """A random window of ``image`` [H, W, C] (``_window``), ``side`` pixels high and ``width`` wide."""
+    return image[_window(rng, *image.shape[:2], side, width)]
 
 
 def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
