@@ -169,6 +169,14 @@ EIGHTH: dict[str, dict] = {"current": {}} | {
     for reference in (False, True) for seed in (0, 1, 2)
 }
 
+# The ninth run (all five categories): the head trained longer, 800 batches (at most ``STEPS_PER_IMAGE`` an image:
+# 792 on the validation categories' 66 head-training images), against the 300 shipped, from two seeds of its own.
+NINTH: dict[str, dict] = {"current": {}} | {
+    f"current, defect 1, {steps} steps bf16, head seed {seed}": {
+        "defect_weight": 1.0, "defect_steps": steps, "head_seed": seed}
+    for steps in (300, 800) for seed in (0, 1)
+}
+
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
 # before it (40 epochs, width 32, 32 patches an image), whose checkpoints the earlier runs scored.
@@ -193,6 +201,7 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FOURTH
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SIXTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SEVENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in EIGHTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in NINTH.items()})
 # before the colour map and the defect head existed every variant had neither
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
 
@@ -305,7 +314,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     done_path = REPO / "results" / "selection" / f"seed{args.seed}" / "scores.csv"
-    done = {(r["model"], r["category"], r["variant"]): r for r in read_rows(done_path)}
+    done = {(r["model"], r["category"], r["variant"], r["fitted"]): r for r in read_rows(done_path)}
     rows = []
     kind_lines: list[str] = []  # with --per-kind: markdown rows of image AUROC per defect kind
     fit_seconds: dict[tuple[str, str], list[float]] = {}
@@ -324,6 +333,7 @@ def main() -> None:
             if "fit_seconds" in metrics:
                 fit_seconds.setdefault((model_name, training), []).append(metrics["fit_seconds"])
                 print(f"{model_name:9s} {category:7s} {training}: fit {metrics['fit_seconds']:.0f} s", flush=True)
+            fitted = fitted_at(ckpt)
             checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
             state, network = checkpoint["state_dict"], checkpoint["hyper_parameters"]["network"]
             raws: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -331,8 +341,8 @@ def main() -> None:
             defects: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
             for evidence_variant in args.variants:
                 variant = evidence_variant if training == "config" else f"{training}; {evidence_variant}"
-                if (model_name, category, variant) in done and not args.per_kind:  # scored before, same checkpoint
-                    rows.append(done[(model_name, category, variant)])
+                if (model_name, category, variant, fitted) in done and not args.per_kind:  # scored before, same fit
+                    rows.append(done[(model_name, category, variant, fitted)])
                     continue
                 start = time.perf_counter()
                 settings = dict(VARIANTS[evidence_variant])
@@ -376,8 +386,8 @@ def main() -> None:
                 channels = test.shape[1] if evidence.colour_residual else 1
                 image, pixel, scores = score_variant(maps, evidence, channels, labels, masks)
                 rows.append({"model": model_name, "category": category, "variant": variant, "seed": args.seed,
-                             "image_auroc": round(image, 4), "pixel_auroc": round(pixel, 4)})
-                if (model_name, category, variant) not in done:
+                             "image_auroc": round(image, 4), "pixel_auroc": round(pixel, 4), "fitted": fitted})
+                if (model_name, category, variant, fitted) not in done:
                     append_row(done_path, rows[-1])
                 print(f"{model_name:9s} {category:7s} {variant:52s} image {image:.3f} pixel {pixel:.3f}"
                       f"  ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -403,7 +413,14 @@ def main() -> None:
         write(rows, table, args)
 
 
-FIELDS = ("model", "category", "variant", "seed", "image_auroc", "pixel_auroc")
+# ``fitted``: when the scored checkpoint was written (UTC), so that the scores of a new fit of the same category
+# neither replace nor stand in for an earlier fit's; empty in the rows of the runs before the column existed
+FIELDS = ("model", "category", "variant", "seed", "image_auroc", "pixel_auroc", "fitted")
+
+
+def fitted_at(checkpoint: Path) -> str:
+    """When ``checkpoint`` was written, to the second (UTC): which fit a score is of."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(checkpoint.stat().st_mtime))
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -412,17 +429,18 @@ def read_rows(path: Path) -> list[dict]:
         return []
     with path.open(newline="") as handle:
         return [{**row, "seed": int(row["seed"]), "image_auroc": float(row["image_auroc"]),
-                 "pixel_auroc": float(row["pixel_auroc"])} for row in csv.DictReader(handle)]
+                 "pixel_auroc": float(row["pixel_auroc"]), "fitted": row.get("fitted") or ""}
+                for row in csv.DictReader(handle)]
 
 
 def append_row(path: Path, row: dict) -> None:
-    new = not path.is_file()
+    """Add ``row`` to the scores file (rewritten whole: a file from before a column was added gets it)."""
+    rows = [*read_rows(path), row]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as handle:
+    with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def summary(rows: list[dict], categories: list[str]) -> str:
@@ -447,7 +465,7 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     ("base")."""
     docs = REPO / "docs"
     def key(row: dict) -> tuple:
-        return row["model"], row["category"], row["variant"], int(row["seed"])
+        return row["model"], row["category"], row["variant"], int(row["seed"]), row["fitted"]
 
     merged = {key(row): row for row in read_rows(docs / "selection.csv")} | {key(row): row for row in rows}
     with (docs / "selection.csv").open("w", newline="") as handle:
@@ -458,7 +476,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     page = docs / "selection.md"
     runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD,
             "selection.py memory size": FOURTH, "selection.py defect head": SIXTH,
-            "selection.py defect head seeds": SEVENTH, "selection.py defect reference": EIGHTH}
+            "selection.py defect head seeds": SEVENTH, "selection.py defect reference": EIGHTH,
+            "selection.py head steps": NINTH}
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     if args.training != ["config"]:
         block = "selection.py training"
