@@ -22,7 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sample_sets import write_generated_block  # noqa: E402
 
 from ganad_plugin.models.components import defect_head  # noqa: E402
-from ganad_plugin.models.components.defect_head import BATCH_SIZE, CROP_PX, DefectHead, segmentation_loss  # noqa: E402
+from ganad_plugin.models.components.defect_head import (  # noqa: E402
+    BATCH_SIZE,
+    CROP_PX,
+    STEPS_PER_IMAGE,
+    DefectHead,
+    segmentation_loss,
+)
+from ganad_plugin.models.components.settings import Evidence  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,13 +70,15 @@ def main() -> None:
     rows = {name: seconds_a_batch(*settings, args.steps) for name, settings in variants.items()}
     images = torch.rand(66, 3, 256, 256)  # a validation category's training images the head sees (3 in 4 of 88)
     start = time.perf_counter()
-    DefectHead(3).fit(images, 300)
+    steps = Evidence().defect_steps  # the default, as fit_normal runs it
+    DefectHead(3).fit(images, steps)
     fit_seconds = time.perf_counter() - start
     base = rows["f32"]
     lines = ["| training batch | seconds | speed-up over f32 |", "|---|---:|---:|"]
     lines += [f"| {name} | {seconds:.3f} | {base / seconds:.2f}x |" for name, seconds in rows.items()]
     table = "\n".join(lines) + (
-        f"\n\n`DefectHead.fit` as `fit_normal` runs it (300 batches, defects drawn on 66 images of 256 px, bf16 "
+        f"\n\n`DefectHead.fit` as `fit_normal` runs it ({min(steps, STEPS_PER_IMAGE * 66)} batches: the default {steps}, "
+        f"at most {STEPS_PER_IMAGE} an image; defects drawn on 66 images of 256 px, bf16 "
         f"{'on' if has_bf16 else 'off: no bf16 units'}): {fit_seconds:.1f} s on {args.threads} threads.")
     print(table)
     if args.write:

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 GANAD = [sys.executable, "-m", "ganad_plugin.cli"]
 # the defect head's training batches in the tests that fit a model for another reason than its accuracy (thresholds,
 # export, resuming, determinism): the head still trains and exports, in a fifth of the default's time (about 25 s a
-# fit on 2 cores); what the configs' 300 batches reach is test_accuracy's and test_defect_head's to check
+# fit on 2 cores); what the head's longer training reaches is test_accuracy's and test_defect_head's to check
 SHORT_HEAD_STEPS = 16
 SHORT_HEAD = ["--model.evidence.defect_steps", str(SHORT_HEAD_STEPS)]
 

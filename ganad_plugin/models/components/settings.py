@@ -146,7 +146,7 @@ class Evidence:
     colour_sigma_px: float = 4.0
     colour_cells: int = 8
     defect_weight: float = 1.0
-    defect_steps: int = 300
+    defect_steps: int = 800
     defect_reference: bool = False
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
