@@ -177,6 +177,17 @@ NINTH: dict[str, dict] = {"current": {}} | {
     for steps in (300, 800) for seed in (0, 1)
 }
 
+# The tenth run (all five categories): each map's smoothing and the image score's pooling, never chosen on the present
+# evidence (the smoothing has been 3 px since the first maps, the top 0.25 % chosen on two maps), on the ninth run's
+# heads (800 batches, two seeds of the head's own): a wider smoothing sums a faint region larger than a patch over
+# more of its area, a larger top fraction averages more of it, and both average away small false spots.
+TENTH: dict[str, dict] = {
+    f"current, smoothing {sigma:g} px, top {100 * fraction:g} %, head seed {seed}": {
+        "defect_weight": 1.0, "defect_steps": 800, "head_seed": seed, "smoothing_sigma_px": sigma,
+        "score_top_fraction": fraction}
+    for sigma in (2.0, 3.0, 5.0, 8.0) for fraction in (0.0025, 0.01) for seed in (0, 1)
+}
+
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
 # before it (40 epochs, width 32, 32 patches an image), whose checkpoints the earlier runs scored.
@@ -202,6 +213,7 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SIXTH.
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SEVENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in EIGHTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in NINTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TENTH.items()})
 # before the colour map and the defect head existed every variant had neither
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
 
@@ -477,7 +489,7 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD,
             "selection.py memory size": FOURTH, "selection.py defect head": SIXTH,
             "selection.py defect head seeds": SEVENTH, "selection.py defect reference": EIGHTH,
-            "selection.py head steps": NINTH}
+            "selection.py head steps": NINTH, "selection.py smoothing and pooling": TENTH}
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     if args.training != ["config"]:
         block = "selection.py training"
