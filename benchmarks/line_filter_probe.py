@@ -19,6 +19,7 @@ whether such a map is worth adding to the evidence (docs/selection.md, "What the
 from __future__ import annotations
 
 import sys
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,7 @@ TOP_FRACTION = 0.0025
 SETTINGS = (("ridge", 15, 1.0), ("ridge", 45, 0.7), ("opening", 15, 0.7), ("opening", 25, 0.7))
 
 
+@cache
 def line_kernels(length: int) -> list[np.ndarray]:
     """One line of ``length`` px per orientation, drawn 1 px wide on a square ``length`` a side (uint8)."""
     centre = length // 2

@@ -2,9 +2,10 @@
 
 Floors, not targets: what the full configs reach is in docs/accuracy.md (``python benchmarks/accuracy.py``). These
 tests guard against regressions within CI's time: each model runs its config shortened to ``epochs`` and the defect
-head to ``HEAD_STEPS`` batches (the configs' 800 add about 100 s a fit on 2 cores without bf16 units). GANomaly's trained weights are then also scored with each part of the evidence
-alone: the GAN's own maps (memory weight 0) and the feature memory alone. Each part has a floor, and the combined
-score's floor sits above what either part reaches alone, so that breaking the GAN or the memory fails a test.
+head to ``HEAD_STEPS`` batches (the configs' 800 add about 100 s a fit on 2 cores without bf16 units). GANomaly's
+trained weights are then also scored with each part of the evidence alone: the GAN's own maps (memory weight 0) and
+the feature memory alone. Each part has a floor, and the combined score's floor sits above what either part reaches
+alone, so that breaking the GAN or the memory fails a test.
 """
 
 from __future__ import annotations
