@@ -188,6 +188,23 @@ TENTH: dict[str, dict] = {
     for sigma in (2.0, 3.0, 5.0, 8.0) for fraction in (0.0025, 0.01) for seed in (0, 1)
 }
 
+# The eleventh run (all five categories): where each map's normal level is learnt per place. Since the first run only
+# the places within 16 px of the image's edge get their own level (32-cell grid); every place was tried in the second
+# run, before the colour map and the defect head, and left off (+0.010 image, -0.003 pixel). Since then the head marks
+# an aligned part's sharp rims on good parts as well: a per-place level would discount them, a per-place spread
+# (``Evidence.position_spread``, new in this run) would count them less. On the ninth run's heads.
+ELEVENTH: dict[str, dict] = {
+    f"current, per-place levels {'border 16 px' if border else 'everywhere'}, {cells} cells, head seed {seed}": {
+        "defect_weight": 1.0, "defect_steps": 800, "head_seed": seed, "position_cells": cells,
+        "position_border_px": border}
+    for cells, border in ((32, 16.0), (64, 0.0), (32, 0.0), (16, 0.0), (8, 0.0)) for seed in (0, 1)
+} | {
+    f"current, per-place levels and spreads everywhere, {cells} cells, head seed {seed}": {
+        "defect_weight": 1.0, "defect_steps": 800, "head_seed": seed, "position_cells": cells,
+        "position_border_px": 0.0, "position_spread": True}
+    for cells in (32, 16, 8) for seed in (0, 1)
+}
+
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
 # before it (40 epochs, width 32, 32 patches an image), whose checkpoints the earlier runs scored.
@@ -214,8 +231,10 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SEVENT
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in EIGHTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in NINTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TENTH.items()})
-# before the colour map and the defect head existed every variant had neither
-VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, **settings} for name, settings in VARIANTS.items()}
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in ELEVENTH.items()})
+# before the colour map, the defect head and per-place spreads existed every variant had none of them
+VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, **settings}
+            for name, settings in VARIANTS.items()}
 
 
 RAW_KEYS = ("colour_residual", "memory_colour_weight", "memory_size")  # settings that change the networks' maps
@@ -294,6 +313,7 @@ def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, ch
         weights=tuple(active.values()), smoothing_sigma_px=evidence.smoothing_sigma_px,
         background_sigma_px=evidence.background_sigma_px, score_top_fraction=evidence.score_top_fraction,
         position_cells=evidence.position_cells, position_border_px=evidence.position_border_px,
+        position_spread=evidence.position_spread and evidence.position_cells > 0,
     )
     calibrate, test = (torch.cat([maps[:, groups[name]] for name in active], dim=1) for maps in raw)
     with torch.inference_mode():
@@ -489,7 +509,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     runs = {"selection.py": FIRST, "selection.py base": BASE, "selection.py shipped": THIRD,
             "selection.py memory size": FOURTH, "selection.py defect head": SIXTH,
             "selection.py defect head seeds": SEVENTH, "selection.py defect reference": EIGHTH,
-            "selection.py head steps": NINTH, "selection.py smoothing and pooling": TENTH}
+            "selection.py head steps": NINTH, "selection.py smoothing and pooling": TENTH,
+            "selection.py per-place levels": ELEVENTH}
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     if args.training != ["config"]:
         block = "selection.py training"

@@ -270,6 +270,26 @@ def test_border_only_levels_leave_the_inside_of_the_image_at_one_level() -> None
     assert float(border.position_offset[0, 7, 0]) > 1.0  # the edge has its own
 
 
+def test_position_spread_counts_a_place_that_varies_on_normal_images_less_and_never_amplifies_a_quiet_one() -> None:
+    generator = torch.Generator().manual_seed(0)
+    normal = torch.randn(16, 1, 64, 64, generator=generator) * 0.1
+    normal[:, :, :, :8] += torch.randn(16, 1, 64, 8, generator=generator) * 0.6  # a rim, high and low on good parts
+    spread = EvidenceCalibration(1, position_cells=16, position_spread=True)
+    level_only = EvidenceCalibration(1, position_cells=16)
+    spread.fit(normal)
+    level_only.fit(normal)
+    defect = normal[:1].clone()
+    defect[..., 30:40, 30:40] += 1.0  # a defect in the quiet part
+    rim, quiet = (..., slice(8, 56), slice(0, 5)), (..., slice(30, 40), slice(30, 40))
+    # the rim's z-scores shrink towards those of the quiet part; the defect keeps its z-score
+    assert float(spread.standardise(defect)[rim].abs().mean()) < 0.5 * float(level_only.standardise(defect)[rim].abs().mean())
+    torch.testing.assert_close(spread.standardise(defect)[quiet], level_only.standardise(defect)[quiet])
+    assert float(spread.position_scale.min()) == 1.0
+    assert 2.0 < float(spread.position_scale[0, 7, 0]) <= EvidenceCalibration.SPREAD_RATIO_MAX
+    with pytest.raises(ValueError, match="position_cells"):
+        EvidenceCalibration(1, position_spread=True)
+
+
 def textured(count: int, seed: int) -> torch.Tensor:
     """Grey random texture in [0.3, 0.7], a different draw each image [count, 3, 64, 64]."""
     generator = torch.Generator().manual_seed(seed)

@@ -80,6 +80,7 @@ class PatchAnomalyModel(nn.Module):
             score_top_fraction=evidence.score_top_fraction,
             position_cells=evidence.position_cells,
             position_border_px=evidence.position_border_px,
+            position_spread=evidence.position_spread and evidence.position_cells > 0,
         )
 
     @staticmethod

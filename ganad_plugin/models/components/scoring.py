@@ -94,11 +94,17 @@ class EvidenceCalibration(nn.Module):
     (bilinearly interpolated to the map's size): image borders and an aligned part's rims and holes, which are
     high on every good image, then stop reading as defects. With ``position_border_px`` only the places near the
     image's edge get their own level: the padding of the networks and of the patch grid biases every map there,
-    whatever the product, while inside the image a part that moves would only blur its levels.
+    whatever the product, while inside the image a part that moves would only blur its levels. With
+    ``position_spread`` the places that vary more than the map as a whole on normal images (an aligned part's rims)
+    also get their own spread, so that they count less; quieter places keep the map's own.
     """
 
+    # a place's spread is the map's times its local over global ratio, within these bounds: never below the map's (a
+    # quiet place is not amplified), and a place 4x as variable as the map is still seen
+    SPREAD_RATIO_MAX = 4.0
+
     def __init__(self, num_evidence: int, weights: tuple[float, ...] | None = None, position_cells: int = 0,
-                 position_border_px: float = 0.0) -> None:
+                 position_border_px: float = 0.0, position_spread: bool = False) -> None:
         super().__init__()
         weights = weights or (1.0,) * num_evidence
         if len(weights) != num_evidence or min(weights) < 0 or sum(weights) <= 0:
@@ -106,6 +112,9 @@ class EvidenceCalibration(nn.Module):
             raise ValueError(msg)
         if position_cells < 0 or position_border_px < 0:
             msg = f"position_cells and position_border_px must be >= 0, got {position_cells}, {position_border_px}"
+            raise ValueError(msg)
+        if position_spread and not position_cells:
+            msg = "position_spread needs position_cells > 0 (the grid its spreads are learnt on)"
             raise ValueError(msg)
         self.position_border_px = position_border_px
         total = sum(weights)
@@ -122,6 +131,11 @@ class EvidenceCalibration(nn.Module):
             self.register_buffer("position_offset", torch.zeros(num_evidence, position_cells, position_cells))
         else:
             self.position_offset = None
+        self.position_scale: torch.Tensor | None
+        if position_spread:
+            self.register_buffer("position_scale", torch.ones(num_evidence, position_cells, position_cells))
+        else:
+            self.position_scale = None
 
     @torch.no_grad()
     def fit(self, evidence: torch.Tensor) -> None:
@@ -133,6 +147,11 @@ class EvidenceCalibration(nn.Module):
             self.position_offset.copy_((local - self.mean[:, None, None]) * self.border_cells(evidence.shape[-2:]))
         centred = evidence - self.level(evidence)
         self.std.copy_(centred.transpose(0, 1).reshape(num_evidence, -1).std(dim=1).clamp_min(1e-6))
+        if self.position_scale is not None:
+            cells = self.position_scale.shape[-2:]
+            local = F.adaptive_avg_pool2d((centred * centred).mean(dim=0, keepdim=True), cells)[0].sqrt()
+            ratio = (local / self.std[:, None, None]).clamp(1.0, self.SPREAD_RATIO_MAX)
+            self.position_scale.copy_(1 + (ratio - 1) * self.border_cells(evidence.shape[-2:]))
         self.calibrated.fill_(True)
 
     def border_cells(self, size: torch.Size) -> torch.Tensor:
@@ -156,9 +175,17 @@ class EvidenceCalibration(nn.Module):
         offset = F.interpolate(self.position_offset[None], size=evidence.shape[-2:], mode="bilinear", align_corners=True)
         return level + offset
 
+    def spread(self, evidence: torch.Tensor) -> torch.Tensor:
+        """The normal spread of each evidence map [1, E, 1, 1] or, with ``position_spread``, per place [1, E, H, W]."""
+        spread = self.std[None, :, None, None]
+        if self.position_scale is None:
+            return spread
+        scale = F.interpolate(self.position_scale[None], size=evidence.shape[-2:], mode="bilinear", align_corners=True)
+        return spread * scale
+
     def standardise(self, evidence: torch.Tensor) -> torch.Tensor:
         """[B, E, H, W] -> each evidence map as a z-score against the normal images [B, E, H, W]."""
-        return (evidence - self.level(evidence)) / self.std[None, :, None, None]
+        return (evidence - self.level(evidence)) / self.spread(evidence)
 
     def forward(self, evidence: torch.Tensor) -> torch.Tensor:
         """[B, E, H, W] -> weighted mean z-score over the evidence maps [B, 1, H, W]."""
@@ -183,6 +210,8 @@ class AnomalyScorer(nn.Module):
         position_cells: learn each map's normal level per place on a grid of this many cells a side (0: one level).
         position_border_px: with ``position_cells``, only places within this distance of the image's edge get their
             own level (0: every place).
+        position_spread: with ``position_cells``, the places that vary more on normal images also get their own
+            spread (``EvidenceCalibration``).
     """
 
     def __init__(
@@ -196,6 +225,7 @@ class AnomalyScorer(nn.Module):
         score_top_fraction: float = 0.0,
         position_cells: int = 0,
         position_border_px: float = 0.0,
+        position_spread: bool = False,
     ) -> None:
         super().__init__()
         num_evidence = len(signed)
@@ -206,7 +236,8 @@ class AnomalyScorer(nn.Module):
         self.signed_flags = tuple(signed)
         self.blur = GaussianSmoothing(smoothing_sigma_px) if smoothing_sigma_px > 0 else nn.Identity()
         self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
-        self.calibration = EvidenceCalibration(num_evidence, weights, position_cells, position_border_px)
+        self.calibration = EvidenceCalibration(num_evidence, weights, position_cells, position_border_px,
+                                               position_spread)
         self.score_top_fraction = score_top_fraction
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
 # was trained (``Evidence.__setstate__``)
 SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False,
-                                "defect_weight": 0.0, "defect_steps": 600, "defect_reference": False}
+                                "defect_weight": 0.0, "defect_steps": 600, "defect_reference": False,
+                                "position_spread": False}
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ class Evidence:
             an aligned part's rims) do not read as defects.
         position_border_px: with ``position_cells``, only the places within this many pixels of the image's edge
             get their own level (the networks' padding biases every map there); 0: every place.
+        position_spread: with ``position_cells``, the places whose maps vary more than the whole map on normal
+            images (an aligned part's rims and holes) also get their own spread, and count less there.
         paper_score: the paper's model instead of the line's (``configs/paper/``): the networks see the whole image
             resized to ``network.patch_size`` (no tiling), the image score is the paper's own (GANomaly's
             ||z - z_hat||^2, EGBAD's and AnoGAN's (1 - a) ||x - G(.)||_1 + a ||f_D(x) - f_D(G(.))||_1) and the anomaly
@@ -153,7 +156,8 @@ class Evidence:
     background_sigma_px: float = 48.0
     score_top_fraction: float = 0.0025
     position_cells: int = 32
-    position_border_px: float = 16.0
+    position_border_px: float = 0.0
+    position_spread: bool = True
     paper_score: bool = False
 
     def __post_init__(self) -> None:
