@@ -205,6 +205,20 @@ ELEVENTH: dict[str, dict] = {
     for cells in (32, 16, 8) for seed in (0, 1)
 }
 
+# The twelfth run (all five categories): how the patches' residuals and distances are merged into maps. The eleventh
+# run's per-place levels helped even on textures whose phase is random per image; the residual's normal level, folded
+# by position, has a pattern with the half-patch grids' period (16 px) and none at other periods: a seam where patches
+# end, which a tent window over each patch (``PatchGrid``) removes at its source. With the eleventh run's choice
+# (levels and spreads at every place of the 32-cell grid) and without per-place levels inside the image.
+TWELFTH: dict[str, dict] = {
+    f"current, {window} window, {places}, head seed {seed}": {
+        "defect_weight": 1.0, "defect_steps": 800, "head_seed": seed, "patch_window": window,
+        **({"position_border_px": 0.0, "position_spread": True} if places == "levels and spreads everywhere"
+           else {"position_border_px": 16.0, "position_spread": False})}
+    for window in ("flat", "tent") for places in ("levels and spreads everywhere", "levels at the border")
+    for seed in (0, 1)
+}
+
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
 # before it (40 epochs, width 32, 32 patches an image), whose checkpoints the earlier runs scored.
@@ -232,12 +246,14 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in EIGHTH
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in NINTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in ELEVENTH.items()})
-# before the colour map, the defect head and per-place spreads existed every variant had none of them
-VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, **settings}
-            for name, settings in VARIANTS.items()}
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWELFTH.items()})
+# before the colour map, the defect head, per-place spreads and the tent window existed every variant had none of them
+VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, "patch_window": "flat",
+                   **settings} for name, settings in VARIANTS.items()}
 
 
-RAW_KEYS = ("colour_residual", "memory_colour_weight", "memory_size")  # settings that change the networks' maps
+# settings that change the networks' maps
+RAW_KEYS = ("colour_residual", "memory_colour_weight", "memory_size", "patch_window")
 
 
 def trained_network(model_name: str, state: dict, network: PatchNetwork, evidence: Evidence) -> torch.nn.Module:
@@ -384,7 +400,10 @@ def main() -> None:
                 if key not in raws:
                     # beside its checkpoint; the default memory size is left out of the name (caches before the
                     # fourth run were written without it)
-                    cache = out / f"raw_evidence_{'_'.join(map(str, key[:2] if key[2] == 16384 else key))}.pt"
+                    # (nor the flat patch window: before the twelfth run every map was merged flat)
+                    named = key[:2] if key[2] == 16384 else key[:3]
+                    named += () if key[3] == "flat" else (key[3],)
+                    cache = out / f"raw_evidence_{'_'.join(map(str, named))}.pt"
                     if cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime:
                         raws[key] = torch.load(cache)
                     else:
@@ -510,7 +529,7 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
             "selection.py memory size": FOURTH, "selection.py defect head": SIXTH,
             "selection.py defect head seeds": SEVENTH, "selection.py defect reference": EIGHTH,
             "selection.py head steps": NINTH, "selection.py smoothing and pooling": TENTH,
-            "selection.py per-place levels": ELEVENTH}
+            "selection.py per-place levels": ELEVENTH, "selection.py patch window": TWELFTH}
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     if args.training != ["config"]:
         block = "selection.py training"

@@ -52,7 +52,7 @@ class PatchAnomalyModel(nn.Module):
         super().__init__()
         self.patch_size = network.patch_size
         self.latent_dim = network.latent_dim
-        self.grid = PatchGrid(network.patch_size)
+        self.grid = PatchGrid(network.patch_size, evidence.patch_window)
         self.paper_score = evidence.paper_score
         active = evidence.active()
         self.evidence_names = tuple(active)
@@ -152,7 +152,7 @@ class PatchAnomalyModel(nn.Module):
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Images [B, C, H, W] in [0, 1] -> the GAN's reconstruction of them [B, C, H, W] in [0, 1]: the patches'
-        reconstructions put back together (each pixel the mean of its four patches')."""
+        reconstructions put back together (each pixel a weighted mean of its four patches')."""
         reconstructions, _ = self.patch_evidence(self.grid.split(self.to_tanh_range(images)))
         return (self.grid.merge(reconstructions, images.shape[-2:]) + 1) / 2
 

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 
 import torch
 
+from ganad_plugin.models.components.patches import PATCH_WINDOWS
+
 EVIDENCE_NAMES = ("residual", "distance", "memory", "colour", "defect")
 LR_SCHEDULES = ("constant", "cosine")
 # Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
 # was trained (``Evidence.__setstate__``)
 SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False,
                                 "defect_weight": 0.0, "defect_steps": 600, "defect_reference": False,
-                                "position_spread": False}
+                                "position_spread": False, "patch_window": "flat"}
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,9 @@ class Evidence:
             an aligned part's rims) do not read as defects.
         position_border_px: with ``position_cells``, only the places within this many pixels of the image's edge
             get their own level (the networks' padding biases every map there); 0: every place.
+        patch_window: how the patches' residuals and distances are merged into maps (``patches.PatchGrid``):
+            ``"tent"``, each pixel mostly from the patch it is central in (no seam where patches end), or ``"flat"``,
+            the plain mean of its four patches'.
         position_spread: with ``position_cells``, the places whose maps vary more than the whole map on normal
             images (an aligned part's rims and holes) also get their own spread, and count less there.
         paper_score: the paper's model instead of the line's (``configs/paper/``): the networks see the whole image
@@ -158,6 +163,7 @@ class Evidence:
     position_cells: int = 32
     position_border_px: float = 0.0
     position_spread: bool = True
+    patch_window: str = "flat"
     paper_score: bool = False
 
     def __post_init__(self) -> None:
@@ -184,6 +190,9 @@ class Evidence:
         if self.position_cells < 0 or self.position_border_px < 0:
             msg = (f"evidence.position_cells and evidence.position_border_px must be >= 0 (0: off), got "
                    f"{self.position_cells}, {self.position_border_px}")
+            raise ValueError(msg)
+        if self.patch_window not in PATCH_WINDOWS:
+            msg = f"evidence.patch_window must be one of {PATCH_WINDOWS}, got {self.patch_window!r}"
             raise ValueError(msg)
         if not 0.0 <= self.score_top_fraction < 1.0:
             msg = f"evidence.score_top_fraction must be in [0, 1) (0: the maximum), got {self.score_top_fraction}"
