@@ -134,6 +134,7 @@ def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_ex
     normal = torch.rand(8, 3, *size)
     net.fit_normal([normal])
     assert float(net.scorer.calibration.position_offset.abs().sum()) > 0
+    assert float(net.scorer.calibration.position_scale.max()) > 1  # per-place spreads, exported as well
     assert bool(net.colour.filled)
     # relative to the map's range, as the post-processor's min-max normalisation leaves it. The contract's 1e-3 is
     # checked on trained models (test_cli_export); this untrained tiny network has a near-zero evidence spread, so
