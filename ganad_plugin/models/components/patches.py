@@ -32,9 +32,9 @@ class PatchGrid:
 
     ``window`` weighs each patch's pixels as they are merged: ``"flat"``, each pixel the plain mean of its four
     patches'; ``"tent"``, a separable triangle that is highest at a patch's centre and near 0 at its edges, so
-    that each pixel is taken mostly from the patch it is central in. A network reconstructs a patch's edges worse
-    than its centre, and with flat weights that shows as a seam in every map every half patch; the triangles of the
-    two grids offset by half a patch sum to 1 along each axis, so the tent needs no normalisation.
+    that each pixel is taken mostly from the patch it is central in (meant against the seam a flat merge leaves in the
+    residual every half patch: it shrinks it a little, ``benchmarks/seam_probe.py``). The triangles of the two grids
+    offset by half a patch sum to 1 along each axis, so the tent needs no normalisation.
     """
 
     def __init__(self, patch_size: int, window: str = "flat") -> None:

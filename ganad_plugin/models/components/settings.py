@@ -133,11 +133,12 @@ class Evidence:
             an aligned part's rims) do not read as defects.
         position_border_px: with ``position_cells``, only the places within this many pixels of the image's edge
             get their own level (the networks' padding biases every map there); 0: every place.
-        patch_window: how the patches' residuals and distances are merged into maps (``patches.PatchGrid``):
-            ``"tent"``, each pixel mostly from the patch it is central in (no seam where patches end), or ``"flat"``,
-            the plain mean of its four patches'.
         position_spread: with ``position_cells``, the places whose maps vary more than the whole map on normal
-            images (an aligned part's rims and holes) also get their own spread, and count less there.
+            images (an aligned part's rims and holes, the patch tiling's seams) also get their own spread, and count
+            less there.
+        patch_window: how the patches' residuals and distances are merged into maps (``patches.PatchGrid``):
+            ``"flat"``, the plain mean of each pixel's four patches', or ``"tent"``, mostly the patch it is central
+            in (docs/selection.md, twelfth run: not kept).
         paper_score: the paper's model instead of the line's (``configs/paper/``): the networks see the whole image
             resized to ``network.patch_size`` (no tiling), the image score is the paper's own (GANomaly's
             ||z - z_hat||^2, EGBAD's and AnoGAN's (1 - a) ||x - G(.)||_1 + a ||f_D(x) - f_D(G(.))||_1) and the anomaly
