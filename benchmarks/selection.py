@@ -207,9 +207,10 @@ ELEVENTH: dict[str, dict] = {
 
 # The twelfth run (all five categories): how the patches' residuals and distances are merged into maps. The eleventh
 # run's per-place levels helped even on textures whose phase is random per image; the residual's normal level, folded
-# by position, has a pattern with the half-patch grids' period (16 px) and none at other periods: a seam where patches
-# end, which a tent window over each patch (``PatchGrid``) removes at its source. With the eleventh run's choice
-# (levels and spreads at every place of the 32-cell grid) and without per-place levels inside the image.
+# by position, has a pattern with the half-patch grids' period (16 px) and none at other periods (``seam_probe.py``): a
+# seam, which a tent window over each patch (``PatchGrid``) was meant to remove at its source (it shrinks it a little
+# and was not kept). With the eleventh run's choice (levels and spreads at every place of the 32-cell grid) and
+# without per-place levels inside the image.
 TWELFTH: dict[str, dict] = {
     f"current, {window} window, {places}, head seed {seed}": {
         "defect_weight": 1.0, "defect_steps": 800, "head_seed": seed, "patch_window": window,
