@@ -140,24 +140,37 @@ def test_auto_runs_the_networks_in_bf16_and_the_evidence_in_f32(exported_ganomal
         return {op.get_rt_info()["layerType"].astype(str) for op in ops
                 if op.get_rt_info()["runtimePrecision"].astype(str) == "bf16"}
 
-    images = list_images(tiny_dataset / "weave" / "test")[:3]
+    def map_correlations(inferencer: EdgeInferencer) -> np.ndarray:
+        """Each image's map against the f32 one's (Pearson)."""
+        results = [(inferencer.predict_file(path), full.predict_file(path)) for path in images]
+        assert all(np.isfinite(low.score) for low, _ in results)
+        return np.array([np.corrcoef(low.anomaly_map.ravel(), high.anomaly_map.ravel())[0, 1] for low, high in results])
+
+    images = list_images(tiny_dataset / "weave" / "test")[:6]
     auto, full = EdgeInferencer(exported_ganomaly["xml"]), EdgeInferencer(exported_ganomaly["xml"], precision="f32")
     has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert auto.precision == ("bf16" if has_bf16 else "f32") and full.precision == "f32"
     assert full.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
-    for path in images:
-        low, high = auto.predict_file(path), full.predict_file(path)
-        assert np.isfinite(low.score)
-        assert np.corrcoef(low.anomaly_map.ravel(), high.anomaly_map.ravel())[0, 1] > 0.98
-    if has_bf16:
-        assert "Convolution" in bf16_layer_types(auto)
-        assert "Reduce" not in bf16_layer_types(auto)  # kept f32 by the marks...
-        net = ET.parse(exported_ganomaly["xml"]).getroot()
-        set_evidence_marks(net, keep_f32=False)
-        unmarked = tmp_path / "unmarked.xml"
-        unmarked.write_bytes(ET.tostring(net))
-        unmarked.with_suffix(".bin").write_bytes(exported_ganomaly["xml"].with_suffix(".bin").read_bytes())
-        assert "Reduce" in bf16_layer_types(EdgeInferencer(unmarked, precision="bf16"))  # ...and rounded without
+    marked = map_correlations(auto)
+    if not has_bf16:
+        assert marked.min() > 0.999  # the same f32 graph
+        return
+    assert "Convolution" in bf16_layer_types(auto)
+    assert "Reduce" not in bf16_layer_types(auto)  # kept f32 by the marks...
+    net = ET.parse(exported_ganomaly["xml"]).getroot()
+    set_evidence_marks(net, keep_f32=False)
+    unmarked = tmp_path / "unmarked.xml"
+    unmarked.write_bytes(ET.tostring(net))
+    unmarked.with_suffix(".bin").write_bytes(exported_ganomaly["xml"].with_suffix(".bin").read_bytes())
+    whole = EdgeInferencer(unmarked, precision="bf16")
+    assert "Reduce" in bf16_layer_types(whole)  # ...and rounded without
+    # This one-epoch model's narrow normal range stretches any rounding: measured on a Xeon with AMX (2026-12-02), its
+    # maps correlate with f32's 0.951-0.970 with the marks and 0.852-0.902 without. (On a trained model both cost at
+    # most 0.001 AUROC on validation: docs/speed.md, benchmarks/edge_precision.py.) OpenVINO's CPU plugin does not
+    # keep every marked layer in f32 (the matrix products it turns into FullyConnected run in bf16), hence not 1.
+    unmarked_correlations = map_correlations(whole)
+    assert marked.min() > 0.93
+    assert marked.mean() > unmarked_correlations.mean() + 0.03
     from ganad_plugin.cli import main
 
     out = tmp_path / "out"

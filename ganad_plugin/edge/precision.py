@@ -2,15 +2,18 @@
 
 The networks' convolutions are most of an IR's work and lose little in bf16. The arithmetic after them (the feature
 memory's distances, norms, logarithms, standardisation, pooling, the resize and smoothing of the maps) works on
-small differences that bf16's 8-bit mantissa rounds away. OpenVINO's CPU plugin keeps a node in its original
-precision when the node carries the ``DisablePrecisionConversion`` runtime attribute, which the IR reader restores
-from the XML; ``mark_evidence_f32`` writes it on every layer but the convolutions at export. ``ganad infer`` then
-runs such an IR in bf16 where the CPU has the units (``choose_precision``); an IR without the marks stays in f32.
-What each choice measured: ``docs/speed.md``.
+small differences that bf16's 8-bit mantissa rounds away (a local variance taken as E[x^2] - E[x]^2, a smoothed
+residual less its background). OpenVINO's CPU plugin keeps a node in its original precision when the node carries
+the ``DisablePrecisionConversion`` runtime attribute, which the IR reader restores from the XML;
+``mark_evidence_f32`` writes it at export on every layer but the networks' convolutions: the evidence's own
+convolutions (the maps' smoothing, the colour statistics' windows) are told apart by the module they were traced
+from, which OpenVINO keeps in the layer's name. ``ganad infer`` then runs such an IR in bf16 where the CPU has the
+units (``choose_precision``); an IR without the marks stays in f32. What each choice measured: ``docs/speed.md``.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -22,11 +25,19 @@ NETWORK_TYPES = frozenset({
     "Convolution", "ConvolutionBackpropData", "GroupConvolution", "FakeQuantize", "Convert", "Const", "Parameter",
     "Result",
 })
+# Convolutions that belong to the evidence arithmetic, by the traced module in the layer's name
+# (``__module.model.scorer.blur/aten::_convolution/Convolution``): they stay in f32 like the rest of it.
+EVIDENCE_MODULES = re.compile(r"\.(scorer|colour|memory)\.")
 PRECISIONS = ("auto", "f32", "bf16", "f16")
 
 
+def runs_low(layer_type: str, name: str) -> bool:
+    """Whether a layer may run at the lower precision: the networks' convolutions and what feeds them weights."""
+    return layer_type in NETWORK_TYPES and not EVIDENCE_MODULES.search(name)
+
+
 def mark_evidence_f32(xml: Path) -> int:
-    """Mark every layer of the IR ``xml`` that is not a convolution as to be kept in f32; rewrites the file.
+    """Mark every layer of the IR ``xml`` but the networks' convolutions as to be kept in f32; rewrites the file.
     Returns the number of layers newly marked."""
     tree = ET.parse(xml)
     marked = set_evidence_marks(tree.getroot(), keep_f32=True)
@@ -39,7 +50,7 @@ def set_evidence_marks(net: ET.Element, *, keep_f32: bool) -> int:
     of layers changed."""
     changed = 0
     for layer in net.iter("layer"):
-        if layer.get("type") in NETWORK_TYPES:
+        if runs_low(layer.get("type"), layer.get("name", "")):
             continue
         rt_info = layer.find("rt_info")
         if rt_info is None:
@@ -58,7 +69,8 @@ def set_evidence_marks(net: ET.Element, *, keep_f32: bool) -> int:
 def has_f32_evidence(model: Any) -> bool:
     """Whether an OpenVINO ``Model`` carries ``mark_evidence_f32``'s marks (on any layer but the network's)."""
     return any(
-        F32_RT_KEY in op.get_rt_info() for op in model.get_ordered_ops() if op.get_type_name() not in NETWORK_TYPES
+        F32_RT_KEY in op.get_rt_info() for op in model.get_ordered_ops()
+        if not runs_low(op.get_type_name(), op.get_friendly_name())
     )
 
 
