@@ -306,6 +306,30 @@ def test_position_spread_counts_a_place_that_varies_on_normal_images_less_and_ne
         EvidenceCalibration(1, position_spread=True)
 
 
+def test_periodic_calibration_learns_a_seam_that_repeats_every_period_and_keeps_a_defect() -> None:
+    generator = torch.Generator().manual_seed(0)
+    normal = torch.randn(8, 1, 96, 96, generator=generator) * 0.2
+    normal[..., 7::16, :] += 1.0  # a seam every 16 px, high on every normal image
+    normal[..., :, 7::16] += torch.randn(8, 1, 96, 6, generator=generator)  # a seam that varies
+    periodic = EvidenceCalibration(1, position_cells=4, position_spread=True, position_period=16)
+    cells = EvidenceCalibration(1, position_cells=4, position_spread=True)
+    periodic.fit(normal)
+    cells.fit(normal)
+    assert float(periodic.period_offset[0, 7].mean() - periodic.period_offset[0, :7].mean()) > 0.8
+    assert float(periodic.period_scale[0, :, 7].mean()) > 2.0
+    assert float(periodic.period_scale[0, :, :7].max()) < 1.3
+    defect = normal[:1].clone()
+    defect[..., 40:46, 40:46] += 1.0  # between the seams
+    # the seams fall to the normal texture's z-scores (the grid of cells alone leaves them standing), the defect does not
+    seams = (..., slice(16, 80), slice(7, 8))
+    assert float(periodic.standardise(normal)[seams].abs().mean()) < 0.5 * float(cells.standardise(normal)[seams].abs().mean())
+    assert float(periodic.standardise(defect)[..., 40:46, 40:46].mean()) > 2.0
+    with pytest.raises(ValueError, match="position_period"):
+        EvidenceCalibration(1, position_period=-1)
+    with pytest.raises(ValueError, match="48 px"):
+        EvidenceCalibration(1, position_period=16).fit(torch.zeros(2, 1, 40, 40))
+
+
 def textured(count: int, seed: int) -> torch.Tensor:
     """Grey random texture in [0.3, 0.7], a different draw each image [count, 3, 64, 64]."""
     generator = torch.Generator().manual_seed(seed)

@@ -129,12 +129,13 @@ def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_ex
     # weights pinned: with an untrained network the agreement depends on how much the (well-conditioned) memory map
     # weighs against the residual's magnified rounding (see below), which is not what this test is about
     evidence = Evidence(colour_residual=True, memory_colour_weight=3.0, position_cells=8, memory_size=64,
-                        memory_weight=4.0, colour_weight=1.0)
+                        memory_weight=4.0, colour_weight=1.0, position_periodic=True)
     net = GanomalyModel(network=SMALL, evidence=evidence).eval()
     normal = torch.rand(8, 3, *size)
     net.fit_normal([normal])
     assert float(net.scorer.calibration.position_offset.abs().sum()) > 0
     assert float(net.scorer.calibration.position_scale.max()) > 1  # per-place spreads, exported as well
+    assert float(net.scorer.calibration.period_offset.abs().sum()) > 0  # and the half-patch period's pattern
     assert bool(net.colour.filled)
     # relative to the map's range, as the post-processor's min-max normalisation leaves it. The contract's 1e-3 is
     # checked on trained models (test_cli_export); this untrained tiny network has a near-zero evidence spread, so

@@ -81,6 +81,7 @@ class PatchAnomalyModel(nn.Module):
             position_cells=evidence.position_cells,
             position_border_px=evidence.position_border_px,
             position_spread=evidence.position_spread and evidence.position_cells > 0,
+            position_period=network.patch_size // 2 if evidence.position_periodic else 0,
         )
 
     @staticmethod

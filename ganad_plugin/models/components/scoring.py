@@ -97,6 +97,12 @@ class EvidenceCalibration(nn.Module):
     whatever the product, while inside the image a part that moves would only blur its levels. With
     ``position_spread`` the places that vary more than the map as a whole on normal images (an aligned part's rims)
     also get their own spread, so that they count less; quieter places keep the map's own.
+
+    With ``position_period`` > 0 the level (and, with ``position_spread``, the spread) also gets a part that repeats
+    every that many pixels from the image's top-left corner, learnt from every repetition inside the image (its
+    border left out) of every normal image: the patch grids' seams, which repeat every half patch whatever the
+    product, and which a grid of cells learnt from a few images resolves only coarsely. It is learnt first and the
+    cells' levels and spreads on what it leaves.
     """
 
     # a place's spread is the map's times its local over global ratio, within these bounds: never below the map's (a
@@ -104,7 +110,7 @@ class EvidenceCalibration(nn.Module):
     SPREAD_RATIO_MAX = 4.0
 
     def __init__(self, num_evidence: int, weights: tuple[float, ...] | None = None, position_cells: int = 0,
-                 position_border_px: float = 0.0, position_spread: bool = False) -> None:
+                 position_border_px: float = 0.0, position_spread: bool = False, position_period: int = 0) -> None:
         super().__init__()
         weights = weights or (1.0,) * num_evidence
         if len(weights) != num_evidence or min(weights) < 0 or sum(weights) <= 0:
@@ -115,6 +121,9 @@ class EvidenceCalibration(nn.Module):
             raise ValueError(msg)
         if position_spread and not position_cells:
             msg = "position_spread needs position_cells > 0 (the grid its spreads are learnt on)"
+            raise ValueError(msg)
+        if position_period < 0:
+            msg = f"position_period must be >= 0 (0: off), got {position_period}"
             raise ValueError(msg)
         self.position_border_px = position_border_px
         total = sum(weights)
@@ -136,23 +145,63 @@ class EvidenceCalibration(nn.Module):
             self.register_buffer("position_scale", torch.ones(num_evidence, position_cells, position_cells))
         else:
             self.position_scale = None
+        self.period_offset: torch.Tensor | None
+        self.period_scale: torch.Tensor | None
+        if position_period:
+            self.register_buffer("period_offset", torch.zeros(num_evidence, position_period, position_period))
+        else:
+            self.period_offset = None
+        if position_period and position_spread:
+            self.register_buffer("period_scale", torch.ones(num_evidence, position_period, position_period))
+        else:
+            self.period_scale = None
 
     @torch.no_grad()
     def fit(self, evidence: torch.Tensor) -> None:
         """``evidence`` [B, num_evidence, H, W] from normal images."""
         num_evidence = evidence.shape[1]
         self.mean.copy_(evidence.transpose(0, 1).reshape(num_evidence, -1).mean(dim=1))
+        if self.period_offset is not None:
+            periodic = self.fold((evidence - self.mean[None, :, None, None]).mean(dim=0))
+            self.period_offset.copy_(periodic - periodic.mean(dim=(1, 2), keepdim=True))
         if self.position_offset is not None:
-            local = F.adaptive_avg_pool2d(evidence.mean(dim=0, keepdim=True), self.position_offset.shape[-2:])[0]
+            aperiodic = evidence - self.periodic(self.period_offset, evidence, 0.0)
+            local = F.adaptive_avg_pool2d(aperiodic.mean(dim=0, keepdim=True), self.position_offset.shape[-2:])[0]
             self.position_offset.copy_((local - self.mean[:, None, None]) * self.border_cells(evidence.shape[-2:]))
         centred = evidence - self.level(evidence)
         self.std.copy_(centred.transpose(0, 1).reshape(num_evidence, -1).std(dim=1).clamp_min(1e-6))
+        if self.period_scale is not None:
+            # against the inside's own spread, not the map's: the border, left out of the fold, varies more
+            variance = self.fold((centred * centred).mean(dim=0))
+            ratio = (variance / variance.mean(dim=(1, 2), keepdim=True).clamp_min(1e-12)).sqrt()
+            self.period_scale.copy_(ratio.clamp(1.0, self.SPREAD_RATIO_MAX))
+            centred = centred / self.periodic(self.period_scale, evidence, 1.0)
         if self.position_scale is not None:
             cells = self.position_scale.shape[-2:]
             local = F.adaptive_avg_pool2d((centred * centred).mean(dim=0, keepdim=True), cells)[0].sqrt()
             ratio = (local / self.std[:, None, None]).clamp(1.0, self.SPREAD_RATIO_MAX)
             self.position_scale.copy_(1 + (ratio - 1) * self.border_cells(evidence.shape[-2:]))
         self.calibrated.fill_(True)
+
+    def fold(self, maps: torch.Tensor) -> torch.Tensor:
+        """[E, H, W] -> the mean over the whole periods inside the map, one period left out at each edge [E, P, P]."""
+        period = self.period_offset.shape[-1]
+        rows, cols = maps.shape[-2] // period - 2, maps.shape[-1] // period - 2
+        if rows < 1 or cols < 1:
+            msg = f"position_period {period} needs maps of at least {3 * period} px a side, got {tuple(maps.shape[-2:])}"
+            raise ValueError(msg)
+        inside = maps[:, period : (rows + 1) * period, period : (cols + 1) * period]
+        return inside.reshape(maps.shape[0], rows, period, cols, period).mean(dim=(1, 3))
+
+    @staticmethod
+    def periodic(pattern: torch.Tensor | None, evidence: torch.Tensor, neutral: float) -> torch.Tensor:
+        """A per-period pattern [E, P, P] repeated over ``evidence``'s size [1, E, H, W] (``neutral`` if none)."""
+        if pattern is None:
+            return torch.full((1, evidence.shape[1], 1, 1), neutral, dtype=evidence.dtype, device=evidence.device)
+        height, width = evidence.shape[-2:]
+        period = pattern.shape[-1]
+        repeats = (-(-int(height) // period), -(-int(width) // period))
+        return pattern.repeat(1, *repeats)[None, :, :height, :width]
 
     def border_cells(self, size: torch.Size) -> torch.Tensor:
         """1 for the grid cells that get their own level, 0 for those that keep the global one [cells, cells]: all
@@ -169,6 +218,8 @@ class EvidenceCalibration(nn.Module):
     def level(self, evidence: torch.Tensor) -> torch.Tensor:
         """The normal level of each evidence map [1, E, 1, 1] or, per place, [1, E, H, W]."""
         level = self.mean[None, :, None, None]
+        if self.period_offset is not None:
+            level = level + self.periodic(self.period_offset, evidence, 0.0)
         if self.position_offset is None:
             return level
         # corner-aligned: OpenVINO and torch then agree at the borders (half-pixel modes extrapolate differently)
@@ -178,6 +229,8 @@ class EvidenceCalibration(nn.Module):
     def spread(self, evidence: torch.Tensor) -> torch.Tensor:
         """The normal spread of each evidence map [1, E, 1, 1] or, with ``position_spread``, per place [1, E, H, W]."""
         spread = self.std[None, :, None, None]
+        if self.period_scale is not None:
+            spread = spread * self.periodic(self.period_scale, evidence, 1.0)
         if self.position_scale is None:
             return spread
         scale = F.interpolate(self.position_scale[None], size=evidence.shape[-2:], mode="bilinear", align_corners=True)
@@ -212,6 +265,8 @@ class AnomalyScorer(nn.Module):
             own level (0: every place).
         position_spread: with ``position_cells``, the places that vary more on normal images also get their own
             spread (``EvidenceCalibration``).
+        position_period: also learn a level (and with ``position_spread`` a spread) that repeats every this many
+            pixels (the patch grids' seams; 0: off).
     """
 
     def __init__(
@@ -226,6 +281,7 @@ class AnomalyScorer(nn.Module):
         position_cells: int = 0,
         position_border_px: float = 0.0,
         position_spread: bool = False,
+        position_period: int = 0,
     ) -> None:
         super().__init__()
         num_evidence = len(signed)
@@ -237,7 +293,7 @@ class AnomalyScorer(nn.Module):
         self.blur = GaussianSmoothing(smoothing_sigma_px) if smoothing_sigma_px > 0 else nn.Identity()
         self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
         self.calibration = EvidenceCalibration(num_evidence, weights, position_cells, position_border_px,
-                                               position_spread)
+                                               position_spread, position_period)
         self.score_top_fraction = score_top_fraction
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # was trained (``Evidence.__setstate__``)
 SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False,
                                 "defect_weight": 0.0, "defect_steps": 600, "defect_reference": False,
-                                "position_spread": False, "patch_window": "flat"}
+                                "position_spread": False, "patch_window": "flat",
+                                "position_periodic": False}
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,9 @@ class Evidence:
         position_spread: with ``position_cells``, the places whose maps vary more than the whole map on normal
             images (an aligned part's rims and holes, the patch tiling's seams) also get their own spread, and count
             less there.
+        position_periodic: also learn each map's normal level (and with ``position_spread`` its spread) as a pattern
+            that repeats every half patch, the period of the patch grids' seams, from every repetition inside the
+            normal images (``scoring.EvidenceCalibration``).
         patch_window: how the patches' residuals and distances are merged into maps (``patches.PatchGrid``):
             ``"flat"``, the plain mean of each pixel's four patches', or ``"tent"``, mostly the patch it is central
             in (docs/selection.md, twelfth run: not kept).
@@ -164,6 +168,7 @@ class Evidence:
     position_cells: int = 32
     position_border_px: float = 0.0
     position_spread: bool = True
+    position_periodic: bool = False
     patch_window: str = "flat"
     paper_score: bool = False
 
