@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import selection  # noqa: E402
+import selection
 
-from ganad_plugin.models.components.settings import Evidence  # noqa: E402
+from ganad_plugin.models.components.settings import Evidence
 
 
 def mean_map(*heads: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
