@@ -13,7 +13,13 @@ from ganad_plugin.models.components.colour_statistics import ColourStatistics
 from ganad_plugin.models.components.losses import DiscriminatorLoss
 from ganad_plugin.models.components.memory import FeatureMemory
 from ganad_plugin.models.components.patches import PatchGrid, random_patches
-from ganad_plugin.models.components.scoring import AnomalyScorer, EvidenceCalibration, GaussianSmoothing, image_score
+from ganad_plugin.models.components.scoring import (
+    AnomalyScorer,
+    EvidenceCalibration,
+    GaussianSmoothing,
+    defect_signal,
+    image_score,
+)
 
 
 @pytest.mark.parametrize("patch_size", [16, 32, 64])
@@ -401,3 +407,61 @@ def test_learning_rate_schedules_and_a_refused_name() -> None:
     assert AdamSettings(lr=1e-3).rate_at(0.9) == 1e-3
     with pytest.raises(ValueError, match="optimiser.schedule"):
         AdamSettings(schedule="step")
+
+
+def _maps_with_defects(shifts: tuple[float, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normal maps, maps of the same kind with defects where the masks are 1 (each map's defect pixels shifted by its
+    entry of ``shifts``, in units of its normal spread), and the masks."""
+    generator = torch.Generator().manual_seed(seed)
+    normal = torch.randn(6, len(shifts), 48, 48, generator=generator)
+    masks = (torch.rand(6, 1, 48, 48, generator=generator) < 0.1).float()
+    drawn = torch.randn(6, len(shifts), 48, 48, generator=generator) + masks * torch.tensor(shifts)[None, :, None, None]
+    return normal, drawn, masks
+
+
+def test_defect_signal_is_each_maps_binormal_separation_from_ranks() -> None:
+    _, drawn, masks = _maps_with_defects((0.0, 1.0, 2.0))
+    signal = defect_signal(drawn, masks)
+    assert float(signal[0]) < 0.1
+    assert abs(float(signal[1]) - 1.0) < 0.15  # 1,400 defect pixels: d' to about 0.05 (one spread)
+    assert abs(float(signal[2]) - 2.0) < 0.15
+    # from ranks: a map whose defects stand out by orders of magnitude more (any increasing transform) counts the same
+    torch.testing.assert_close(defect_signal(drawn.exp() ** 3, masks), signal)
+    # a map that falls inside the defects has no signal, not a negative one
+    assert float(defect_signal(-drawn, masks)[2]) == 0.0
+    with pytest.raises(ValueError, match="both defect and normal"):
+        defect_signal(drawn, torch.zeros_like(masks))
+
+
+@pytest.mark.parametrize(("form", "expected"), [
+    ("scaled", (0.0, 1 / 3, 2 / 3)),  # (2, 1, 1) x (0, 1, 2)
+    ("capped", (0.0, 0.5, 0.5)),  # (2, 1, 1) x (0, 1, 1): signals at or above half the strongest's count fully
+    ("signal", (0.0, 1 / 3, 2 / 3)),  # the signals alone
+])
+def test_weights_from_defects_drop_a_map_blind_to_them(form: str, expected: tuple[float, ...]) -> None:
+    normal, drawn, masks = _maps_with_defects((0.0, 1.0, 2.0))
+    calibration = EvidenceCalibration(3, weights=(2.0, 1.0, 1.0), weights_from_defects=form)
+    calibration.fit(normal)
+    torch.testing.assert_close(calibration.fitted_weights, torch.tensor([0.5, 0.25, 0.25]))  # configured until refit
+    calibration.fit_weights(drawn, masks)
+    torch.testing.assert_close(calibration.fitted_weights, torch.tensor(expected), atol=0.06, rtol=0)
+    # the combined map is the standardised maps' mean under the refitted weights, and they travel in the state dict
+    combined = (calibration.standardise(drawn) * calibration.fitted_weights[None, :, None, None]).sum(1, keepdim=True)
+    torch.testing.assert_close(calibration(drawn), combined)
+    restored = EvidenceCalibration(3, weights=(2.0, 1.0, 1.0), weights_from_defects=form)
+    restored.load_state_dict(calibration.state_dict())
+    torch.testing.assert_close(restored(drawn), calibration(drawn))
+
+
+def test_weights_stay_as_configured_when_off_or_when_no_map_sees_the_defects() -> None:
+    normal, drawn, masks = _maps_with_defects((-1.0, -1.0))  # both maps fall inside the defects: no signal
+    fixed = EvidenceCalibration(2, weights=(3.0, 1.0))
+    assert fixed.fitted_weights is None
+    assert "fitted_weights" not in fixed.state_dict()  # checkpoints of the weights as configured are unchanged
+    blind = EvidenceCalibration(2, weights=(3.0, 1.0), weights_from_defects="scaled")
+    blind.fit(normal)
+    torch.testing.assert_close(blind.fit_weights(drawn, masks), torch.zeros(2))
+    torch.testing.assert_close(blind.fitted_weights, torch.tensor([0.75, 0.25]))
+    # nothing drawn (a few tiny images, every tile left clean): the configured weights, not an error
+    torch.testing.assert_close(blind.fit_weights(drawn, torch.zeros_like(masks)), torch.zeros(2))
+    torch.testing.assert_close(blind.fitted_weights, torch.tensor([0.75, 0.25]))

@@ -109,6 +109,10 @@ def test_bad_evidence_settings_are_refused_by_name() -> None:
         Evidence(score_top_fraction=1.0)
     with pytest.raises(ValueError, match="memory_size"):
         Evidence(memory_size=0)
+    with pytest.raises(ValueError, match="memory_pooling"):
+        Evidence(memory_pooling=2)
+    with pytest.raises(ValueError, match="weights_from_defects"):
+        Evidence(weights_from_defects="learnt")
     with pytest.raises(ValueError, match="colour_sigma_px"):
         Evidence(colour_sigma_px=0.0)
 
@@ -141,6 +145,22 @@ def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_ex
     # checked on trained models (test_cli_export); this untrained tiny network has a near-zero evidence spread, so
     # float32 rounding in the 289-tap background kernel is magnified by the standardisation: 2.5e-3 here
     assert_ir_matches_torch(net, size, relative_tolerance=2.5e-3)
+
+
+def test_fit_normal_refits_the_weights_on_drawn_defects_pools_the_memory_and_exports_both() -> None:
+    torch.manual_seed(0)
+    evidence = Evidence(memory_size=64, memory_weight=4.0, defect_steps=4, memory_pooling=3,
+                        weights_from_defects="scaled")
+    net = GanomalyModel(network=SMALL, evidence=evidence).eval()
+    normal = torch.rand(8, 3, 64, 64)
+    features = net.dense_features(normal[:1])
+    pooled = torch.nn.functional.avg_pool2d(features, 3, stride=1, padding=1, count_include_pad=False)
+    torch.testing.assert_close(net.memory_features(normal[:1]), pooled)  # each place: its 3 x 3 neighbourhood's mean
+    net.fit_normal([normal])
+    calibration = net.scorer.calibration
+    assert not torch.allclose(calibration.fitted_weights, calibration.weights)  # refitted to what sees the defects
+    torch.testing.assert_close(calibration.fitted_weights.sum(), torch.tensor(1.0))
+    assert_ir_matches_torch(net, (64, 64), relative_tolerance=2.5e-3)
 
 
 def assert_ir_matches_torch(net: torch.nn.Module, size: tuple[int, int], relative_tolerance: float) -> None:

@@ -174,12 +174,7 @@ def _reference_batches(rng: np.random.Generator, pictures: np.ndarray, steps: in
     clean = (pictures, np.zeros(pictures.shape[:3], np.float32), reconstructed(pictures))
     rounds = max(1, min(REFERENCE_ROUNDS, steps))
     for number in range(rounds):
-        drawn, masks = pictures.copy(), np.zeros(pictures.shape[:3], np.float32)
-        for i, top, left in itertools.product(range(len(pictures)), range(0, height, CROP_PX),
-                                              range(0, width, CROP_PX)):
-            if rng.random() >= NORMAL_SHARE:
-                tile = np.s_[i, top : top + CROP_PX, left : left + CROP_PX]
-                drawn[tile], masks[tile] = draw_training_defect(rng, drawn[tile], pictures)
+        drawn, masks = draw_on_tiles(rng, pictures, pictures)
         defective = (drawn, masks, reconstructed(drawn))
         for _ in range(steps * (number + 1) // rounds - steps * number // rounds):
             chosen = [(clean if k < BATCH_SIZE * NORMAL_SHARE else defective, int(i))
@@ -187,6 +182,32 @@ def _reference_batches(rng: np.random.Generator, pictures: np.ndarray, steps: in
             windows = [_window(rng, height, width) for _ in chosen]
             yield tuple(np.stack([source[part][i][window] for (source, i), window in zip(chosen, windows, strict=True)])
                         for part in range(3))
+
+
+def draw_on_tiles(rng: np.random.Generator, pictures: np.ndarray,
+                  others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whole images [N, H, W, C] with training defects (``draw_training_defect``) drawn on every ``CROP_PX`` tile
+    but ``NORMAL_SHARE`` of them, at the size the head learns them; ``others`` lend their texture. Returns the images
+    and their masks [N, H, W]."""
+    height, width = pictures.shape[1:3]
+    drawn, masks = pictures.copy(), np.zeros(pictures.shape[:3], np.float32)
+    for i, top, left in itertools.product(range(len(pictures)), range(0, height, CROP_PX), range(0, width, CROP_PX)):
+        if rng.random() >= NORMAL_SHARE:
+            tile = np.s_[i, top : top + CROP_PX, left : left + CROP_PX]
+            drawn[tile], masks[tile] = draw_training_defect(rng, drawn[tile], others)
+    return drawn, masks
+
+
+def with_drawn_defects(images: torch.Tensor, others: torch.Tensor, rounds: int = 2,
+                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normal images [N, C, H, W] in [0, 1] -> ``rounds`` copies of them with training defects drawn on their tiles
+    (``draw_on_tiles``; ``others`` [M, C, H, W] lend their texture) [rounds * N, C, H, W], and the defects' masks
+    [rounds * N, 1, H, W]. The same images and seed draw the same defects."""
+    rng = np.random.default_rng(seed)
+    pictures, lenders = (t.detach().float().cpu().permute(0, 2, 3, 1).numpy() for t in (images, others))
+    drawn, masks = zip(*(draw_on_tiles(rng, pictures, lenders) for _ in range(rounds)), strict=True)
+    return (torch.from_numpy(np.concatenate(drawn)).permute(0, 3, 1, 2).contiguous().to(images.device),
+            torch.from_numpy(np.concatenate(masks))[:, None].to(images.device))
 
 
 def _window(rng: np.random.Generator, height: int, width: int, side: int = CROP_PX,

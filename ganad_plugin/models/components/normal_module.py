@@ -176,6 +176,11 @@ class NormalImageModule(NormalImageExportMixin):
         self.model.train(was_training)
         if seen:
             logger.info("feature memory and evidence scales from %d normal training images", seen)
+        fitted = getattr(getattr(self.model, "scorer", None), "calibration", None)
+        if seen and fitted is not None and fitted.fitted_weights is not None:
+            logger.info("evidence weights refitted on defects drawn on held-out good images: %s", ", ".join(
+                f"{name} {weight:.2f}" for name, weight in zip(self.model.evidence_names,
+                                                               fitted.fitted_weights.tolist(), strict=True)))
 
     def unaugmented_training_images(self) -> DataLoader:
         """The training images in a fixed order and without ``train_augmentations`` (only the model's resize):

@@ -30,7 +30,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from .blocks import DcganEncoder
 from .colour_statistics import ColourStatistics
-from .defect_head import DefectHead
+from .defect_head import DefectHead, with_drawn_defects
 from .memory import FeatureMemory
 from .patches import PatchGrid
 from .scoring import AnomalyScorer, signed_residual
@@ -58,6 +58,7 @@ class PatchAnomalyModel(nn.Module):
         self.evidence_names = tuple(active)
         self.colour_residual = evidence.colour_residual
         self.memory_colour_weight = evidence.memory_colour_weight
+        self.memory_pooling = evidence.memory_pooling
         encoder_dims = DcganEncoder.channels_of_features(network.patch_size, channels, network.n_features)
         colour_dims = 2 * channels if evidence.memory_colour_weight > 0 else 0
         self.memory = (
@@ -82,6 +83,7 @@ class PatchAnomalyModel(nn.Module):
             position_border_px=evidence.position_border_px,
             position_spread=evidence.position_spread and evidence.position_cells > 0,
             position_period=network.patch_size // 2 if evidence.position_periodic else 0,
+            weights_from_defects=evidence.weights_from_defects,
         )
 
     @staticmethod
@@ -140,8 +142,12 @@ class PatchAnomalyModel(nn.Module):
     def memory_features(self, images: torch.Tensor) -> torch.Tensor:
         """Images [B, C, H, W] in [0, 1] -> what the memory compares at each place [B, dim, H / 8, W / 8]: the
         encoder's feature, then (with ``memory_colour_weight``) the local colour mean and standard deviation over
-        the 16-px window around the place, each channel in [0, 1] units, times that weight."""
+        the 16-px window around the place, each channel in [0, 1] units, times that weight. With ``memory_pooling``
+        each feature is first the mean of those of its neighbourhood (that many places a side)."""
         features = self.dense_features(images)
+        if self.memory_pooling > 1:
+            features = F.avg_pool2d(features, self.memory_pooling, stride=1, padding=self.memory_pooling // 2,
+                                    count_include_pad=False)
         if self.memory_colour_weight == 0:
             return features
         stride = images.shape[-1] // features.shape[-1]
@@ -202,11 +208,13 @@ class PatchAnomalyModel(nn.Module):
         features are at distance 0, which would make the normal spread look far too small. The colour statistics
         (a mean and covariance, nothing to overfit) are fitted on every image; the defect head trains on the
         memory's three in four only, so that the held-out ones show its response to normal images it has not seen.
+        With ``Evidence.weights_from_defects`` the held-out images, with synthetic defects drawn on them, then refit
+        the maps' weights (``EvidenceCalibration.fit_weights``).
         Returns the number of images used (0 for the paper's score, which has nothing to fit).
         """
         if self.scorer is None:
             return 0
-        features, held_out, seen, every_image, to_head = [], [], 0, [], []
+        features, held_out, seen, every_image, to_head, lenders = [], [], 0, [], [], []
         for images in batches:
             every_image.append(images[: max_images - seen])
             images = images[: max_images - seen]
@@ -214,6 +222,7 @@ class PatchAnomalyModel(nn.Module):
             learns = self.memory is not None or self.defect is not None  # else every image calibrates
             held_out += [images[i] for i in range(len(images)) if not learns or i not in fitting]
             to_memory = fitting if self.memory is not None else []
+            lenders += [images[i] for i in fitting] if learns else []
             if self.defect is not None:
                 to_head += [images[i] for i in fitting]
             if to_memory:
@@ -231,12 +240,15 @@ class PatchAnomalyModel(nn.Module):
         if self.defect is not None:
             self.defect.fit(torch.stack(to_head), self.defect_steps,
                             reconstruct=self.reconstruct if self.defect.reference else None)
-        evidence = torch.cat([
-            self.evidence(torch.stack(held_out[start : start + CALIBRATION_BATCH]))
-            for start in range(0, len(held_out), CALIBRATION_BATCH)
-        ])
-        self.scorer.calibration.fit(self.scorer.smooth(evidence))
+        self.scorer.calibration.fit(self.scorer.smooth(self.evidence_of(torch.stack(held_out))))
+        if self.scorer.calibration.fitted_weights is not None:
+            drawn, masks = with_drawn_defects(torch.stack(held_out), torch.stack(lenders or held_out))
+            self.scorer.calibration.fit_weights(self.scorer.smooth(self.evidence_of(drawn)), masks)
         return seen
+
+    def evidence_of(self, images: torch.Tensor) -> torch.Tensor:
+        """``evidence`` of many images [N, C, H, W], ``CALIBRATION_BATCH`` at a time."""
+        return torch.cat([self.evidence(chunk) for chunk in images.split(CALIBRATION_BATCH)])
 
     def forward(self, images: torch.Tensor) -> InferenceBatch:
         if self.scorer is None:

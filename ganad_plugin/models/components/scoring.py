@@ -103,6 +103,9 @@ class EvidenceCalibration(nn.Module):
     border left out) of every normal image: the patch grids' seams, which repeat every half patch whatever the
     product, and which a grid of cells learnt from a few images resolves only coarsely. It is learnt first and the
     cells' levels and spreads on what it leaves.
+
+    With ``weights_from_defects`` other than ``"off"`` the weights are refitted to the product
+    (``fit_weights``) from maps of normal images with synthetic defects drawn on them, and kept in the checkpoint.
     """
 
     # a place's spread is the map's times its local over global ratio, within these bounds: never below the map's (a
@@ -110,7 +113,8 @@ class EvidenceCalibration(nn.Module):
     SPREAD_RATIO_MAX = 4.0
 
     def __init__(self, num_evidence: int, weights: tuple[float, ...] | None = None, position_cells: int = 0,
-                 position_border_px: float = 0.0, position_spread: bool = False, position_period: int = 0) -> None:
+                 position_border_px: float = 0.0, position_spread: bool = False, position_period: int = 0,
+                 weights_from_defects: str = "off") -> None:
         super().__init__()
         weights = weights or (1.0,) * num_evidence
         if len(weights) != num_evidence or min(weights) < 0 or sum(weights) <= 0:
@@ -129,6 +133,12 @@ class EvidenceCalibration(nn.Module):
         total = sum(weights)
         self.register_buffer("weights", torch.tensor([w / total for w in weights]), persistent=False)
         self.weights: torch.Tensor
+        self.weights_from_defects = weights_from_defects
+        self.fitted_weights: torch.Tensor | None
+        if weights_from_defects != "off":
+            self.register_buffer("fitted_weights", self.weights.clone())
+        else:
+            self.fitted_weights = None
         self.register_buffer("mean", torch.zeros(num_evidence))
         self.register_buffer("std", torch.ones(num_evidence))
         self.register_buffer("calibrated", torch.tensor(False))
@@ -182,6 +192,29 @@ class EvidenceCalibration(nn.Module):
             ratio = (local / self.std[:, None, None]).clamp(1.0, self.SPREAD_RATIO_MAX)
             self.position_scale.copy_(1 + (ratio - 1) * self.border_cells(evidence.shape[-2:]))
         self.calibrated.fill_(True)
+
+    @torch.no_grad()
+    def fit_weights(self, evidence: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Refit the weights from ``evidence`` [B, E, H, W] of normal images with synthetic defects where ``masks``
+        [B, 1, H, W] is 1 (after ``fit``, which standardises them): each map's configured weight times its signal
+        (``defect_signal``), in the form ``weights_from_defects`` names; where no defect was drawn (a tiny image
+        set, every tile left clean), the configured weights. Returns the signals [E]."""
+        inside = masks > 0.5
+        if not bool(inside.any()) or bool(inside.all()):
+            self.fitted_weights.copy_(self.weights)
+            return torch.zeros_like(self.weights)
+        signal = defect_signal(self.standardise(evidence), masks)
+        useful = signal.clamp_min(0)
+        if self.weights_from_defects == "scaled":
+            weights = self.weights * useful
+        elif self.weights_from_defects == "capped":
+            weights = self.weights * (useful / (0.5 * useful.max()).clamp_min(1e-6)).clamp_max(1.0)
+        else:  # "signal"
+            weights = useful
+        if float(weights.sum()) <= 0:  # no map sees the drawn defects: the configured weights stand
+            weights = self.weights
+        self.fitted_weights.copy_(weights / weights.sum())
+        return signal
 
     def fold(self, maps: torch.Tensor) -> torch.Tensor:
         """[E, H, W] -> the mean over the whole periods inside the map, one period left out at each edge [E, P, P]."""
@@ -242,7 +275,27 @@ class EvidenceCalibration(nn.Module):
 
     def forward(self, evidence: torch.Tensor) -> torch.Tensor:
         """[B, E, H, W] -> weighted mean z-score over the evidence maps [B, 1, H, W]."""
-        return (self.standardise(evidence) * self.weights[None, :, None, None]).sum(dim=1, keepdim=True)
+        weights = self.weights if self.fitted_weights is None else self.fitted_weights
+        return (self.standardise(evidence) * weights[None, :, None, None]).sum(dim=1, keepdim=True)
+
+
+def defect_signal(standardised: torch.Tensor, masks: torch.Tensor, max_pixels: int = 2**21) -> torch.Tensor:
+    """Standardised maps [B, E, H, W] of images with defects where ``masks`` [B, 1, H, W] is 1 -> each map's
+    separation of defect from normal pixels [E], as the binormal d' of its pixel AUROC A: 2 erfinv(2A - 1), the
+    difference of the two means in units of their spread were both normal with one spread (0 at chance). From ranks,
+    so that a few strong defects do not outweigh many faint ones; d' is the weight an optimal linear combination of
+    independent maps of equal spread gives each. At most ``max_pixels`` pixels, evenly strided, are ranked."""
+    inside = (masks > 0.5).flatten()
+    if not bool(inside.any()) or bool(inside.all()):
+        msg = "defect_signal needs masks with both defect and normal pixels"
+        raise ValueError(msg)
+    maps = standardised.transpose(0, 1).flatten(1)  # [E, B*H*W], the mask's pixel order
+    step = max(1, -(-inside.numel() // max_pixels))
+    maps, inside = maps[:, ::step], inside[::step]
+    positives, negatives = int(inside.sum()), int((~inside).sum())
+    ranks = maps.argsort(dim=1).argsort(dim=1).double() + 1
+    area = (ranks[:, inside].sum(dim=1) - positives * (positives + 1) / 2) / (positives * negatives)
+    return (2 * torch.erfinv(area.clamp(0.5, 0.999) * 2 - 1)).float()
 
 
 class AnomalyScorer(nn.Module):
@@ -267,6 +320,8 @@ class AnomalyScorer(nn.Module):
             spread (``EvidenceCalibration``).
         position_period: also learn a level (and with ``position_spread`` a spread) that repeats every this many
             pixels (the patch grids' seams; 0: off).
+        weights_from_defects: how the weights are refitted to the product from synthetic defects
+            (``EvidenceCalibration.fit_weights``; ``"off"``: never).
     """
 
     def __init__(
@@ -282,6 +337,7 @@ class AnomalyScorer(nn.Module):
         position_border_px: float = 0.0,
         position_spread: bool = False,
         position_period: int = 0,
+        weights_from_defects: str = "off",
     ) -> None:
         super().__init__()
         num_evidence = len(signed)
@@ -293,7 +349,7 @@ class AnomalyScorer(nn.Module):
         self.blur = GaussianSmoothing(smoothing_sigma_px) if smoothing_sigma_px > 0 else nn.Identity()
         self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
         self.calibration = EvidenceCalibration(num_evidence, weights, position_cells, position_border_px,
-                                               position_spread, position_period)
+                                               position_spread, position_period, weights_from_defects)
         self.score_top_fraction = score_top_fraction
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:

@@ -15,12 +15,13 @@ from ganad_plugin.models.components.patches import PATCH_WINDOWS
 
 EVIDENCE_NAMES = ("residual", "distance", "memory", "colour", "defect")
 LR_SCHEDULES = ("constant", "cosine")
+WEIGHTS_FROM_DEFECTS = ("off", "scaled", "capped", "signal")  # Evidence.weights_from_defects
 # Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
 # was trained (``Evidence.__setstate__``)
 SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False,
                                 "defect_weight": 0.0, "defect_steps": 600, "defect_reference": False,
                                 "position_spread": False, "patch_window": "flat",
-                                "position_periodic": False}
+                                "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1}
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,10 @@ class Evidence:
         memory_colour_weight: weight of a place's local colour mean and contrast (per channel, in [0, 1] units)
             appended to its encoder feature in the memory (0: the feature's direction only), so that a stain or a
             faded region whose texture survives still stands out.
+        memory_pooling: each place's encoder feature is averaged with its neighbours' over this many places a side
+            (odd; 1: off) before the memory compares it, as PatchCore aggregates its features: a place is then
+            described by its neighbourhood's texture rather than by the exact layout of its grains, which on a random
+            texture is new at every place of every image.
         colour_weight: weight of the colour-statistics map: the Mahalanobis distance of each place's local colour
             mean and spread from their distribution over normal images (``colour_statistics.ColourStatistics``),
             which sees stains, faded regions and foreign colour on a texture the networks cannot reconstruct.
@@ -143,6 +148,13 @@ class Evidence:
         patch_window: how the patches' residuals and distances are merged into maps (``patches.PatchGrid``):
             ``"flat"``, the plain mean of each pixel's four patches', or ``"tent"``, mostly the patch it is central
             in (docs/selection.md, twelfth run: not kept).
+        weights_from_defects: how much each map counts on this product, measured when the model fits its normal
+            statistics: synthetic defects (the defect head's kinds) are drawn on the held-out normal images, and
+            each map's signal is how far its standardised value inside them rises above the value outside
+            (``scoring.defect_signal``). ``"off"``: the weights above as they are; ``"scaled"``: each weight times
+            its map's signal (a map blind to defects on this product, such as a feature memory on a random texture,
+            stops adding its noise); ``"capped"``: each weight times its signal against half the strongest map's,
+            at most 1 (only the weak maps lose weight); ``"signal"``: the signals alone.
         paper_score: the paper's model instead of the line's (``configs/paper/``): the networks see the whole image
             resized to ``network.patch_size`` (no tiling), the image score is the paper's own (GANomaly's
             ||z - z_hat||^2, EGBAD's and AnoGAN's (1 - a) ||x - G(.)||_1 + a ||f_D(x) - f_D(G(.))||_1) and the anomaly
@@ -155,6 +167,7 @@ class Evidence:
     memory_weight: float = 2.0
     memory_size: int = 16384
     memory_colour_weight: float = 0.0
+    memory_pooling: int = 1
     colour_weight: float = 0.5
     colour_sigma_px: float = 4.0
     colour_cells: int = 8
@@ -170,6 +183,7 @@ class Evidence:
     position_spread: bool = True
     position_periodic: bool = False
     patch_window: str = "flat"
+    weights_from_defects: str = "scaled"
     paper_score: bool = False
 
     def __post_init__(self) -> None:
@@ -182,6 +196,9 @@ class Evidence:
             raise ValueError(msg)
         if self.memory_colour_weight < 0:
             msg = f"evidence.memory_colour_weight must be >= 0, got {self.memory_colour_weight}"
+            raise ValueError(msg)
+        if self.memory_pooling < 1 or self.memory_pooling % 2 == 0:
+            msg = f"evidence.memory_pooling must be an odd number of places >= 1 (1: off), got {self.memory_pooling}"
             raise ValueError(msg)
         if self.colour_sigma_px <= 0:
             msg = f"evidence.colour_sigma_px must be > 0, got {self.colour_sigma_px}"
@@ -199,6 +216,10 @@ class Evidence:
             raise ValueError(msg)
         if self.patch_window not in PATCH_WINDOWS:
             msg = f"evidence.patch_window must be one of {PATCH_WINDOWS}, got {self.patch_window!r}"
+            raise ValueError(msg)
+        if self.weights_from_defects not in WEIGHTS_FROM_DEFECTS:
+            msg = (f"evidence.weights_from_defects must be one of {WEIGHTS_FROM_DEFECTS}, "
+                   f"got {self.weights_from_defects!r}")
             raise ValueError(msg)
         if not 0.0 <= self.score_top_fraction < 1.0:
             msg = f"evidence.score_top_fraction must be in [0, 1) (0: the maximum), got {self.score_top_fraction}"
