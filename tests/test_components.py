@@ -465,3 +465,5 @@ def test_weights_stay_as_configured_when_off_or_when_no_map_sees_the_defects() -
     # nothing drawn (a few tiny images, every tile left clean): the configured weights, not an error
     torch.testing.assert_close(blind.fit_weights(drawn, torch.zeros_like(masks)), torch.zeros(2))
     torch.testing.assert_close(blind.fitted_weights, torch.tensor([0.75, 0.25]))
+    with pytest.raises(ValueError, match="weights_from_defects"):
+        EvidenceCalibration(2, weights_from_defects="learnt")

@@ -16,6 +16,9 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 
+WEIGHTS_FROM_DEFECTS = ("off", "scaled", "capped", "signal")  # the forms of EvidenceCalibration.fit_weights
+
+
 class GaussianSmoothing(nn.Module):
     """Separable Gaussian blur of each channel, edge-mirrored to keep the size.
 
@@ -128,6 +131,9 @@ class EvidenceCalibration(nn.Module):
             raise ValueError(msg)
         if position_period < 0:
             msg = f"position_period must be >= 0 (0: off), got {position_period}"
+            raise ValueError(msg)
+        if weights_from_defects not in WEIGHTS_FROM_DEFECTS:
+            msg = f"weights_from_defects must be one of {WEIGHTS_FROM_DEFECTS}, got {weights_from_defects!r}"
             raise ValueError(msg)
         self.position_border_px = position_border_px
         total = sum(weights)

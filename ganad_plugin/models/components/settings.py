@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from ganad_plugin.models.components.patches import PATCH_WINDOWS
+from ganad_plugin.models.components.scoring import WEIGHTS_FROM_DEFECTS
 
 EVIDENCE_NAMES = ("residual", "distance", "memory", "colour", "defect")
 LR_SCHEDULES = ("constant", "cosine")
-WEIGHTS_FROM_DEFECTS = ("off", "scaled", "capped", "signal")  # Evidence.weights_from_defects
 # Evidence settings added after checkpoints were already in use, with the value that leaves such a checkpoint as it
 # was trained (``Evidence.__setstate__``)
 SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False,
