@@ -75,13 +75,14 @@ def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_m
     assert net.evidence_names == ("defect",)
     assert net.defect.reference
     assert not net.calibrated
-    seen, references = [], []
+    seen, references, averages = [], [], []
     fit = net.defect.fit
 
-    def watched_fit(images: torch.Tensor, steps: int, reconstruct=None) -> float:
+    def watched_fit(images: torch.Tensor, steps: int, seed: int = 0, reconstruct=None, average: float = 0.0) -> float:
         seen.append(images)
         references.append(reconstruct)
-        return fit(images, steps, reconstruct=reconstruct)
+        averages.append(average)
+        return fit(images, steps, seed=seed, reconstruct=reconstruct, average=average)
 
     net.defect.fit = watched_fit  # type: ignore[method-assign]
     normal = torch.rand(8, 3, 64, 64)
@@ -89,6 +90,7 @@ def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_m
     assert net.calibrated and len(seen[0]) == 6  # every fourth image calibrates instead
     assert not any(torch.equal(image, normal[3]) or torch.equal(image, normal[7]) for image in seen[0])
     assert references[0] == net.reconstruct
+    assert averages == [Evidence().defect_average]  # the configured weight average reaches the head's training
     assert_ir_matches_torch(net, (64, 64), relative_tolerance=1e-3)
 
 
@@ -120,12 +122,54 @@ def test_a_head_with_a_reference_sees_each_crop_beside_its_own_reconstruction() 
         head(torch.rand(1, 3, 64, 64))
 
 
+def test_a_weight_averaged_head_is_the_moving_average_of_its_second_half() -> None:
+    """Three steps with decay 0.5: the average starts at the second step's weights (after the first half) and takes
+    half of the third step's; the same images and seed train the same batches, so the heads of two and three plain
+    steps are the weights it averages."""
+    images = speckle(4, 64)
+    heads = {}
+    for steps, average in ((1, 0.0), (2, 0.0), (3, 0.0), (3, 0.5), (1, 0.99)):
+        heads[steps, average] = DefectHead(3, width=8)
+        heads[steps, average].fit(images, steps=steps, seed=3, average=average)
+    first, second, third = (dict(heads[steps, 0.0].named_parameters()) for steps in (1, 2, 3))
+    assert any(not torch.equal(second[name], third[name]) for name in second)  # the third step moved the weights
+    for name, averaged in heads[3, 0.5].named_parameters():
+        torch.testing.assert_close(averaged, 0.5 * second[name] + 0.5 * third[name])
+    for name, weights in heads[1, 0.99].named_parameters():  # a single step: nothing to average, the step's weights
+        torch.testing.assert_close(weights, first[name])
+
+
+def test_a_pair_of_heads_trains_from_seeds_0_and_1_and_the_map_is_their_mean() -> None:
+    evidence = Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=0, defect_weight=1.0,
+                        defect_steps=3, defect_heads=2)
+    net = GanomalyModel(network=SMALL, evidence=evidence).eval()
+    assert len(net.defect_heads()) == 2
+    normal = torch.rand(8, 3, 64, 64)
+    net.fit_normal([normal])
+    assert net.calibrated
+    first, second = net.defect_heads()
+    assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))
+    alone = DefectHead(3)  # the second head is the head that seed 1 trains on the same images, nothing else
+    alone.fit(normal[[0, 1, 2, 4, 5, 6]], 3, seed=1, average=evidence.defect_average)
+    for mine, theirs in zip(alone.state_dict().values(), second.state_dict().values(), strict=True):
+        torch.testing.assert_close(mine, theirs)
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = (first.probability(images) + second.probability(images)) / 2
+        torch.testing.assert_close(net.evidence(images), expected)
+
+
 def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked() -> None:
     assert GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64)).defect is not None
     assert GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_weight=0)).defect is None
     assert GanomalyModel(network=SMALL, evidence=Evidence(paper_score=True)).defect is None
     with pytest.raises(ValueError, match="defect_steps"):
         Evidence(defect_weight=1.0, defect_steps=0)
+    with pytest.raises(ValueError, match="defect_heads"):
+        Evidence(defect_heads=0)
+    for decay in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="defect_average"):
+            Evidence(defect_average=decay)
 
 
 def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path) -> None:
@@ -136,4 +180,6 @@ def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path
     torch.save({"hyper_parameters": {"evidence": earlier}}, tmp_path / "old.ckpt")
     loaded = torch.load(tmp_path / "old.ckpt", weights_only=True)["hyper_parameters"]["evidence"]
     assert loaded.defect_weight == 0.0 and "defect" not in loaded.active()
+    assert loaded.defect_average == 0.0  # a head trained before the average existed kept its last step's weights
+    assert loaded.defect_heads == 1
     assert GanomalyModel(network=SMALL, evidence=loaded).defect is None

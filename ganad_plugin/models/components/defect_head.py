@@ -34,6 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from .blocks import WeightAverage
+
 NORMAL_SHARE = 0.25  # share of each training batch left without a defect
 BATCH_SIZE = 16
 CROP_PX = 128  # the head trains on crops (it is convolutional): a quarter of a 256-px image's cost a sample
@@ -91,11 +93,14 @@ class DefectHead(nn.Module):
         return torch.sigmoid(self(images, reference))
 
     def fit(self, images: torch.Tensor, steps: int, seed: int = 0,
-            reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+            reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None, average: float = 0.0) -> float:
         """Train on synthetic defects drawn on ``images`` (normal, [N, C, H, W] in [0, 1]) for ``steps`` batches,
         or ``STEPS_PER_IMAGE`` a training image where that is fewer; returns the last batch's loss. With
         ``reference``, ``reconstruct`` (images in [0, 1] -> their references, the same shape) makes each batch's
-        references, after its defects are drawn. The same images and seed give the same head."""
+        references, after its defects are drawn. With ``average`` (a decay in [0, 1)), the head keeps the
+        exponential moving average of its weights over the second half of its steps (``blocks.WeightAverage``;
+        its batch-norm statistics are the last step's) rather than the last step's weights (0). The same images
+        and seed give the same head."""
         if len(images) == 0:
             msg = "the defect head needs at least one normal image to train on, got none"
             raise ValueError(msg)
@@ -115,13 +120,14 @@ class DefectHead(nn.Module):
         # module's own tensors, whose layout (which DDP's gradient buckets were built for) never changes
         student = copy.deepcopy(self).to(memory_format=torch.channels_last)
         optimiser = torch.optim.Adam(student.parameters(), lr=LEARNING_RATE)
+        averaged: WeightAverage | None = None
         low_precision = images.device.type == "cpu" and _cpu_has_bf16()
         student.train()
         loss = torch.tensor(float("nan"))
         batches = (_reference_batches(rng, pictures, steps, reconstruct, images.device) if self.reference
                    else _plain_batches(rng, pictures, steps))
         with torch.enable_grad():
-            for drawn, masks, references in batches:
+            for step, (drawn, masks, references) in enumerate(batches):
                 batch = _to_tensor(drawn, images.device)
                 reference = None if references is None else _to_tensor(references, images.device)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
@@ -130,8 +136,13 @@ class DefectHead(nn.Module):
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
+                if average > 0 and step == steps // 2:  # the average starts from trained weights
+                    averaged = WeightAverage(student, average)
+                elif averaged is not None:
+                    averaged.update(student)
+        trained_head = student if averaged is None else averaged.average
         with torch.no_grad():
-            for mine, trained in zip(self.state_dict().values(), student.state_dict().values(), strict=True):
+            for mine, trained in zip(self.state_dict().values(), trained_head.state_dict().values(), strict=True):
                 mine.copy_(trained)
         self.eval()
         self.filled.fill_(True)

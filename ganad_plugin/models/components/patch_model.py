@@ -69,8 +69,14 @@ class PatchAnomalyModel(nn.Module):
         self.colour = (
             ColourStatistics(channels, evidence.colour_sigma_px, evidence.colour_cells) if "colour" in active else None
         )
-        self.defect = DefectHead(channels, reference=evidence.defect_reference) if "defect" in active else None
+        heads = evidence.defect_heads if "defect" in active else 0
+        self.defect = DefectHead(channels, reference=evidence.defect_reference) if heads else None
+        # a pair (or more) of heads, each trained from its own seed, whose probabilities are averaged: the others
+        # beside the first, so that a checkpoint of one head loads as it was saved
+        self.defect_others = nn.ModuleList(
+            DefectHead(channels, reference=evidence.defect_reference) for _ in range(heads - 1))
         self.defect_steps = evidence.defect_steps
+        self.defect_average = evidence.defect_average
         residual_channels = channels if evidence.colour_residual else 1
         self.scorer = None if self.paper_score else AnomalyScorer(
             signed=tuple(name == "residual" for name in active),
@@ -185,8 +191,16 @@ class PatchAnomalyModel(nn.Module):
         if self.colour is not None:
             maps.append(self.colour(images))
         if self.defect is not None:
-            maps.append(self.defect.probability(images, reference))
+            heads = self.defect_heads()
+            probability = heads[0].probability(images, reference)
+            for head in heads[1:]:
+                probability = probability + head.probability(images, reference)
+            maps.append(probability / len(heads))
         return torch.cat(maps, dim=1)
+
+    def defect_heads(self) -> list[DefectHead]:
+        """The defect heads whose probabilities the defect map averages (none without the map)."""
+        return [] if self.defect is None else [self.defect, *self.defect_others]
 
     @property
     def calibrated(self) -> bool:
@@ -196,7 +210,7 @@ class PatchAnomalyModel(nn.Module):
             return True  # the paper's score has nothing to fit
         memory_ready = self.memory is None or bool(self.memory.filled)
         colour_ready = self.colour is None or bool(self.colour.filled)
-        defect_ready = self.defect is None or bool(self.defect.filled)
+        defect_ready = all(bool(head.filled) for head in self.defect_heads())
         return memory_ready and colour_ready and defect_ready and bool(self.scorer.calibration.calibrated)
 
     @torch.no_grad()
@@ -237,9 +251,9 @@ class PatchAnomalyModel(nn.Module):
             self.memory.fit(torch.cat(features))
         if self.colour is not None:
             self.colour.fit(every_image)
-        if self.defect is not None:
-            self.defect.fit(torch.stack(to_head), self.defect_steps,
-                            reconstruct=self.reconstruct if self.defect.reference else None)
+        for seed, head in enumerate(self.defect_heads()):
+            head.fit(torch.stack(to_head), self.defect_steps, seed=seed, average=self.defect_average,
+                     reconstruct=self.reconstruct if head.reference else None)
         self.scorer.calibration.fit(self.scorer.smooth(self.evidence_of(torch.stack(held_out))))
         if self.scorer.calibration.fitted_weights is not None:
             drawn, masks = with_drawn_defects(torch.stack(held_out), torch.stack(lenders or held_out))

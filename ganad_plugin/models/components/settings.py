@@ -21,7 +21,8 @@ LR_SCHEDULES = ("constant", "cosine")
 SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "colour_cells": 1, "paper_score": False,
                                 "defect_weight": 0.0, "defect_steps": 600, "defect_reference": False,
                                 "position_spread": False, "patch_window": "flat",
-                                "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1}
+                                "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1,
+                                "defect_average": 0.0, "defect_heads": 1}
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,12 @@ class Evidence:
             random texture the networks cannot reconstruct; 0: off (not trained, not in the export).
         defect_steps: the defect head's training batches (16 crops of 128 px each), at most; a small training set
             trains it for fewer (``defect_head.STEPS_PER_IMAGE`` batches an image).
+        defect_average: the defect head keeps the moving average of its weights over the second half of its
+            training, with this decay (about ``1 / (1 - decay)`` steps), rather than its last step's (0), so that its
+            map depends less on where its last batches happened to leave it (docs/selection.md, fifteenth run).
+        defect_heads: defect heads trained, each from its own seed (0, 1, ...), whose probabilities the defect map
+            averages: one head's map depends on its seed (flange's validation image AUROC 0.81-0.97 over four), a
+            pair's less, at a second head's training and inference (docs/selection.md, fifteenth run).
         defect_reference: the defect head sees the GAN's reconstruction beside each image (in training, of the image
             with its drawn defects), so that it learns where an image departs from what the GAN makes of it.
         colour_residual: take the residual's magnitude over the colour channels (a colour change whose channels
@@ -174,6 +181,8 @@ class Evidence:
     defect_weight: float = 1.0
     defect_steps: int = 800
     defect_reference: bool = False
+    defect_average: float = 0.99
+    defect_heads: int = 2
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
@@ -209,6 +218,14 @@ class Evidence:
             raise ValueError(msg)
         if self.defect_weight > 0 and self.defect_steps < 1:
             msg = f"evidence.defect_steps must be at least 1 while defect_weight > 0, got {self.defect_steps}"
+            raise ValueError(msg)
+        if self.defect_heads < 1:
+            msg = (f"evidence.defect_heads must be at least 1 (defect_weight 0 turns the map off), "
+                   f"got {self.defect_heads}")
+            raise ValueError(msg)
+        if not 0.0 <= self.defect_average < 1.0:
+            msg = (f"evidence.defect_average must be a decay in [0, 1) (0: the last step's weights), "
+                   f"got {self.defect_average}")
             raise ValueError(msg)
         if self.position_cells < 0 or self.position_border_px < 0:
             msg = (f"evidence.position_cells and evidence.position_border_px must be >= 0 (0: off), got "
