@@ -309,14 +309,18 @@ VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread"
 RAW_KEYS = ("colour_residual", "memory_colour_weight", "memory_size", "patch_window", "memory_pooling")
 
 
+# the parts a model fits after the GAN (``fit_normal``): refitted by each variant, never taken from the checkpoint
+REFITTED_PARTS = ("memory.", "scorer.", "colour.", "defect.", "defect_others.")
+
+
 def trained_network(model_name: str, state: dict, network: PatchNetwork, evidence: Evidence) -> torch.nn.Module:
     """The torch model with ``evidence``'s maps and the GAN's trained weights from ``state`` (nothing fitted after the
     GAN: the memory, colour statistics, defect head and scales are left to refit), in eval mode."""
     net = getattr(ganad_plugin.models, model_name)(network=network, evidence=evidence).model
     weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    weights = {k: v for k, v in weights.items() if not k.startswith(("memory.", "scorer.", "colour.", "defect.", "defect_others."))}
+    weights = {k: v for k, v in weights.items() if not k.startswith(REFITTED_PARTS)}
     missing, unexpected = net.load_state_dict(weights, strict=False)
-    refitted = [k for k in missing if not k.startswith(("memory.", "scorer.", "colour.", "defect.", "defect_others."))]
+    refitted = [k for k in missing if not k.startswith(REFITTED_PARTS)]
     if refitted or unexpected:
         msg = f"checkpoint does not match {model_name}: missing {refitted}, unexpected {unexpected}"
         raise RuntimeError(msg)
