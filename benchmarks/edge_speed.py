@@ -6,8 +6,9 @@ Exports the checkpoint with anomalib's export (FP32, FP16, and INT8_PTQ calibrat
 training images; the INT8 export writes its accuracy check against FP32), then on the category's test images
 times single-image latency (batch 1, median of --runs) and batch throughput (batches of --batch-size) for:
 torch eager under ``torch.inference_mode`` (pre-processing, model and post-processing, as the IR holds them)
-and each IR compiled for CPU with 2 inference threads (batches through the edge runtime's ``BatchRunner``, which
-splits them over the THROUGHPUT hint's parallel requests). Prints images per second and the ratio to torch, and
+and each IR compiled for CPU with 2 inference threads, at f32 and, where it differs, at the precision `ganad infer`
+picks by default (``auto``: bf16 networks where the CPU has bf16 units); batches run through the edge runtime's
+``BatchRunner``, which splits them over the THROUGHPUT hint's parallel requests. Prints images per second and the ratio to torch, and
 the image and pixel AUROC of FP32 and INT8 from the export's quantisation_report.json.
 """
 
@@ -28,6 +29,7 @@ from anomalib.engine import Engine
 
 import ganad_plugin.models
 from ganad_plugin.edge.images import list_images, read_rgb
+from ganad_plugin.edge.precision import choose_precision
 from ganad_plugin.edge.runtime import BatchRunner
 
 THREADS = 2
@@ -84,22 +86,24 @@ def main() -> None:
 
     rows = [("torch eager", timed(torch_run, singles, args.runs), timed(torch_run, batches, max(args.runs // 4, 3)))]
     core = ov.Core()
+    capabilities = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     for name, xml in irs.items():
-        latency_model = core.compile_model(xml, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": THREADS,
-                                                        "INFERENCE_PRECISION_HINT": "f32"})
-        throughput_model = core.compile_model(xml, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT",
-                                                           "INFERENCE_NUM_THREADS": THREADS,
-                                                           "INFERENCE_PRECISION_HINT": "f32"})
-        # batches run as the edge runtime runs them: split over the THROUGHPUT hint's parallel requests
-        rows.append((f"OpenVINO {name}", timed(latency_model, singles, args.runs),
-                     timed(BatchRunner(throughput_model), batches, max(args.runs // 4, 3))))
+        # each IR at f32, and as `ganad infer` compiles it by default where that differs (precision auto: bf16
+        # networks on a CPU with bf16 units)
+        for precision in dict.fromkeys(("f32", choose_precision("auto", core.read_model(xml), capabilities))):
+            config = {"INFERENCE_NUM_THREADS": THREADS, "INFERENCE_PRECISION_HINT": precision}
+            latency_model = core.compile_model(xml, "CPU", {"PERFORMANCE_HINT": "LATENCY", **config})
+            throughput_model = core.compile_model(xml, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **config})
+            # batches run as the edge runtime runs them: split over the THROUGHPUT hint's parallel requests
+            rows.append((f"OpenVINO {name} {precision}", timed(latency_model, singles, args.runs),
+                         timed(BatchRunner(throughput_model), batches, max(args.runs // 4, 3))))
 
     print(f"\n{args.model} on {args.category}, 256x256 inputs, {THREADS} threads, batch {args.batch_size}")
-    print(f"{'runtime':<18}{'latency ms':>12}{'x torch':>9}{'batch img/s':>13}{'x torch':>9}")
+    print(f"{'runtime':<24}{'latency ms':>12}{'x torch':>9}{'batch img/s':>13}{'x torch':>9}")
     torch_latency, torch_batch = rows[0][1], rows[0][2]
     for name, latency, batch_seconds in rows:
         per_second = args.batch_size / batch_seconds
-        print(f"{name:<18}{latency * 1000:>12.1f}{torch_latency / latency:>9.2f}{per_second:>13.1f}"
+        print(f"{name:<24}{latency * 1000:>12.1f}{torch_latency / latency:>9.2f}{per_second:>13.1f}"
               f"{torch_batch / batch_seconds:>9.2f}")
     report = json.loads((irs["INT8"].parent / "quantisation_report.json").read_text())
     print(f"\naccuracy on the export's {report['images']} comparison images ({report['images_from']}): "

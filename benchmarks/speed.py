@@ -1,6 +1,6 @@
 """Speed and memory, side by side in one run: training, the whole fit to the config's accuracy, and edge inference.
 
-    python benchmarks/speed.py [--models GANomaly EGBAD AnoGAN] [--category weave] [--sections train fit edge]
+    python benchmarks/speed.py [--models GANomaly EGBAD AnoGAN] [--category weave] [--sections train fit edge profile]
                                [--ckpt MODEL=PATH ...] [--write]
 
 Sections (all on --threads CPU threads, 2 by default):
@@ -15,6 +15,12 @@ Sections (all on --threads CPU threads, 2 by default):
          the plugin's runtime (``EdgeInferencer``, as `ganad infer` runs it), of anomalib's ``OpenVINOInferencer``
          on the same IR and images, and of torch eager; the FLOP/s achieved against this machine's dense float32
          matrix-product peak measured in the same run; and the peak RSS of an edge process.
+  profile  what bounds the edge figures: each IR the edge section exported, compiled as `ganad infer` compiles it,
+         layer by layer (OpenVINO's performance counters): the time of each kind of layer (the networks'
+         convolutions, the evidence's, the memory's matrix products, layout and precision conversions,
+         element-wise layers, reductions, resizes), the convolutions' and products' FLOP/s in their own time against
+         float32 and bf16 matrix-product peaks, and the IR's images/s under each runtime setting (latency or
+         throughput hint, batch, requests in flight).
 With --write the tables go to docs/speed.md between generated markers, under the command that made them.
 """
 
@@ -187,25 +193,36 @@ def _timed(run) -> float:
 def ir_flops(xml: Path) -> float:
     """FLOPs per image of an IR's convolutions, transposed convolutions and matrix products (2 per multiply-add),
     read from its layers' static shapes (a batch-1 reshape)."""
+    return sum(ir_flops_by_part(xml).values())
+
+
+def ir_flops_by_part(xml: Path) -> dict[str, float]:
+    """``ir_flops`` split into the networks' convolutions, the evidence's convolutions (smoothing, colour windows;
+    ``edge.precision.runs_low`` tells them apart by name) and the matrix products (the feature memory's search)."""
     import openvino as ov
+
+    from ganad_plugin.edge.precision import runs_low
 
     model = ov.Core().read_model(xml)
     model.reshape([1, 3, 256, 256])
-    total = 0.0
+    parts = dict.fromkeys(("networks", "evidence convolutions", "matrix products"), 0.0)
     for op in model.get_ops():
         kind = op.get_type_name()
         if kind in ("Convolution", "GroupConvolution"):
             weights = op.input(1).get_shape()  # [O, I, kh, kw] (grouped: [G, O/G, I/G, kh, kw])
-            per_output = np.prod(list(weights)[-3:])
-            total += 2 * np.prod(list(op.output(0).get_shape())) * per_output
+            flops = 2 * np.prod(list(op.output(0).get_shape())) * np.prod(list(weights)[-3:])
         elif kind == "ConvolutionBackpropData":
             weights = list(op.input(1).get_shape())  # [I, O, kh, kw]: each input value spreads over O * kh * kw
-            total += 2 * np.prod(list(op.input(0).get_shape())) * np.prod(weights[1:])
+            flops = 2 * np.prod(list(op.input(0).get_shape())) * np.prod(weights[1:])
         elif kind == "MatMul":
             a = list(op.input(0).get_shape())
             inner = a[-2] if op.get_transpose_a() else a[-1]
-            total += 2 * np.prod(list(op.output(0).get_shape())) * inner
-    return float(total)
+            parts["matrix products"] += float(2 * np.prod(list(op.output(0).get_shape())) * inner)
+            continue
+        else:
+            continue
+        parts["networks" if runs_low(kind, op.get_friendly_name()) else "evidence convolutions"] += float(flops)
+    return parts
 
 
 EDGE_SCRIPT = r"""
@@ -341,6 +358,138 @@ def edge_section(args: argparse.Namespace, root: Path, checkpoints: dict[str, Pa
     return "\n".join(lines)
 
 
+PROFILE_SCRIPT = r"""
+import collections, json, sys, time
+from pathlib import Path
+import cv2, numpy as np, openvino as ov
+from ganad_plugin.edge.images import list_images, read_rgb
+from ganad_plugin.edge.precision import EVIDENCE_MODULES, choose_precision
+from ganad_plugin.edge.runtime import BatchRunner
+xml, folder, batch, runs, threads = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+core = ov.Core()
+model = core.read_model(xml)
+precision = choose_precision("auto", model, list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")))
+pictures = [cv2.resize(read_rgb(path), (256, 256), interpolation=cv2.INTER_AREA) for path in list_images(folder)[:batch]]
+array = np.stack([(picture.astype(np.float32) / 255).transpose(2, 0, 1) for picture in pictures])
+DATA = {"Concat", "Reshape", "Transpose", "Gather", "Split", "VariadicSplit", "StridedSlice", "Slice", "Pad",
+        "Broadcast", "Tile", "Squeeze", "Unsqueeze", "ShapeOf", "ScatterUpdate", "TopK"}
+def part(kind, name):
+    if kind in ("Convolution", "ConvolutionBackpropData", "GroupConvolution", "Deconvolution"):
+        return "evidence convolutions" if EVIDENCE_MODULES.search(name) else "networks' convolutions"
+    if kind in ("FullyConnected", "MatMul"):
+        return "matrix products"
+    if kind in ("Reorder", "Convert"):
+        return "conversions"
+    if kind.startswith("Reduce"):
+        return "reductions"
+    if kind == "Interpolate":
+        return "resizes"
+    if kind in DATA:
+        return "data movement"
+    return None if kind in ("Parameter", "Result", "Constant", "Input", "Output") else "element-wise"
+compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision,
+                                             "PERF_COUNT": True, "INFERENCE_NUM_THREADS": int(threads)})
+request = compiled.create_infer_request()
+request.infer({0: array})
+request.infer({0: array})
+parts, kinds, products = collections.Counter(), collections.Counter(), collections.Counter()
+for _ in range(runs):
+    request.infer({0: array})
+    for layer in request.profiling_info:
+        seconds = layer.real_time.total_seconds()
+        which = part(layer.node_type, layer.node_name)
+        if which is not None and seconds > 0:
+            parts[which] += seconds / (runs * batch)
+            kinds[f"{layer.node_type} ({layer.exec_type})"] += seconds / (runs * batch)
+            if which == "matrix products":
+                products[layer.exec_type] += seconds
+def rate(hint, requests, size):
+    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": precision,
+                                                 "INFERENCE_NUM_THREADS": int(threads)})
+    queue = ov.AsyncInferQueue(compiled, requests)
+    inputs = np.ascontiguousarray(array[:size])
+    for _ in range(2 * requests):
+        queue.start_async({0: inputs})
+    queue.wait_all()
+    count = max(4, 4 * batch // size)
+    start = time.perf_counter()
+    for _ in range(count):
+        queue.start_async({0: inputs})
+    queue.wait_all()
+    return size * count / (time.perf_counter() - start)
+settings = {"LATENCY, one request of 1 image": rate("LATENCY", 1, 1),
+            f"LATENCY, one request of {batch} images": rate("LATENCY", 1, batch),
+            "THROUGHPUT, 2 requests of 1 image in flight": rate("THROUGHPUT", 2, 1),
+            f"THROUGHPUT, 2 requests of {batch // 2} images in flight": rate("THROUGHPUT", 2, batch // 2),
+            "THROUGHPUT, 4 requests of 1 image in flight": rate("THROUGHPUT", 4, 1)}
+print(json.dumps({"precision": precision, "parts": parts, "kinds": dict(kinds.most_common(6)), "settings": settings,
+                  "products_kernel": products.most_common(1)[0][0] if products else ""}))
+"""
+PROFILE_PARTS = ("networks' convolutions", "evidence convolutions", "matrix products", "conversions", "element-wise",
+                 "reductions", "resizes", "data movement")
+
+
+def gemm_peak_bf16(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """The same as ``gemm_peak`` in bf16 (what a CPU's bf16 units or AMX tiles reach; emulated, and slow, without)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best
+
+
+def profile_section(args: argparse.Namespace, root: Path) -> str:
+    """Where an IR's time goes, layer by layer (OpenVINO's performance counters, compiled as ``ganad infer``
+    compiles it), the rate of its convolutions and matrix products in their own time, and its throughput under
+    every runtime setting either runtime could choose: what bounds the edge tables' figures."""
+    folder = root / args.category / "test" / "good"
+    peak, peak_bf16 = gemm_peak(args.threads), gemm_peak_bf16(args.threads)
+    lines = [(f"Dense matrix products (2048 x 2048, {args.threads} threads, torch): float32 **{peak / 1e9:.0f} "
+              f"GFLOP/s**, bf16 **{peak_bf16 / 1e9:.0f} GFLOP/s**. Each IR as the edge section exported it, compiled "
+              f"as `ganad infer` compiles it (precision `auto`), batches of {args.batch_size} test images: the sum of "
+              "the layers' times an image, and each kind of layer's share of it."), "",
+             "| model | precision | ms an image | " + " | ".join(PROFILE_PARTS) + " |",
+             "|---|---|---|" + "---|" * len(PROFILE_PARTS)]
+    rates = ["", "The same layers' FLOPs (from the IR's shapes) over their own time, against the peaks above:", "",
+             ("| model | networks' convolutions GFLOP / image | their GFLOP/s | % of bf16 peak | matrix products "
+              "(the memory's search) GFLOP / image | their GFLOP/s | their kernel | % of that precision's peak | "
+              "slowest kinds of layer (ms an image) |"),
+             "|---|---|---|---|---|---|---|---|---|"]
+    settings = ["", (f"Images/s of each IR under each runtime setting (the same precision, {args.threads} threads; "
+                     "asynchronous requests kept in flight):"), ""]
+    for name in args.models:
+        xml = REPO / "results" / "speed" / name.lower() / "export" / "weights" / "openvino" / "model.xml"
+        if not xml.is_file():
+            raise SystemExit(f"{xml}: no IR of {name}; run the edge section first (python benchmarks/speed.py "
+                             f"--sections edge)")
+        command = [sys.executable, "-c", PROFILE_SCRIPT, str(xml), str(folder), str(args.batch_size),
+                   str(max(args.runs // 4, 3)), str(args.threads)]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False,
+                              env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+        if done.returncode != 0:
+            raise SystemExit(f"profile of {name} failed:\n{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        parts = {part: result["parts"].get(part, 0.0) for part in PROFILE_PARTS}
+        total = sum(parts.values())
+        lines.append(f"| {name} | {result['precision']} | {1000 * total:.1f} | " + " | ".join(
+            f"{1000 * seconds:.1f} ({100 * seconds / total:.0f} %)" for seconds in parts.values()) + " |")
+        flops = ir_flops_by_part(xml)
+        network_rate = flops["networks"] / max(parts["networks' convolutions"], 1e-12)
+        product_rate = flops["matrix products"] / max(parts["matrix products"], 1e-12)
+        slowest = ", ".join(f"{kind} {1000 * seconds:.1f}" for kind, seconds in list(result["kinds"].items())[:4])
+        kernel = result["products_kernel"]
+        product_peak = peak_bf16 if "bf16" in kernel else peak
+        rates.append(f"| {name} | {flops['networks'] / 1e9:.2f} | {network_rate / 1e9:.0f} | "
+                     f"{100 * network_rate / peak_bf16:.0f} | {flops['matrix products'] / 1e9:.2f} | "
+                     f"{product_rate / 1e9:.0f} | `{kernel}` | {100 * product_rate / product_peak:.0f} | {slowest} |")
+        if len(settings) == 3:
+            settings += ["| model | " + " | ".join(result["settings"]) + " |", "|---|" + "---|" * len(result["settings"])]
+        settings.append(f"| {name} | " + " | ".join(f"{value:.1f}" for value in result["settings"].values()) + " |")
+        for line in (lines[-1], rates[-1], settings[-1]):
+            print(line, flush=True)
+    return "\n".join(lines + rates + settings)
+
+
 def torch_eager(model, folder: Path, args: argparse.Namespace) -> dict[str, float]:
     """torch eager under inference mode on the same images (resized to the model's input, as the IR takes them)."""
     import cv2
@@ -368,7 +517,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS)
     parser.add_argument("--category", default="weave")
-    parser.add_argument("--sections", nargs="*", default=["train", "fit", "edge"], choices=["train", "fit", "edge"])
+    sections = ["train", "fit", "edge", "profile"]
+    parser.add_argument("--sections", nargs="*", default=sections, choices=sections)
     parser.add_argument("--steps", type=int, default=20, help="timed training steps a model (after --warmup)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8, help="edge batch size")
@@ -403,6 +553,8 @@ def main() -> None:
                     parser.error(f"no checkpoint of {name} under results/speed: run the fit section or give --ckpt")
                 checkpoints[name] = found[0]
         blocks["speed.py edge"] = edge_section(args, root, checkpoints)
+    if "profile" in args.sections:
+        blocks["speed.py profile"] = profile_section(args, root)
     for name, table in blocks.items():
         print(f"\n{name}\n{table}")
         if args.write:

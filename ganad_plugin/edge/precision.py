@@ -8,7 +8,9 @@ the ``DisablePrecisionConversion`` runtime attribute, which the IR reader restor
 ``mark_evidence_f32`` writes it at export on every layer but the networks' convolutions: the evidence's own
 convolutions (the maps' smoothing, the colour statistics' windows) are told apart by the module they were traced
 from, which OpenVINO keeps in the layer's name. ``ganad infer`` then runs such an IR in bf16 where the CPU has the
-units (``choose_precision``); an IR without the marks stays in f32. What each choice measured: ``docs/speed.md``.
+units (``choose_precision``); an IR without the marks stays in f32. One exception the plugin cannot hold: OpenVINO
+turns the feature memory's matrix product (a constant operand) into a FullyConnected layer, which runs in bf16
+despite its mark; the accuracy measured for ``auto`` includes it. What each choice measured: ``docs/speed.md``.
 """
 
 from __future__ import annotations
