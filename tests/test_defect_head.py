@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -61,9 +63,11 @@ def test_the_head_learns_to_find_a_darker_patch_on_a_random_texture() -> None:
     assert inside > normal_logits.amax(dim=(1, 2, 3)).mean()  # above the highest place of a normal image
 
 
-def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_map_exports() -> None:
+def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_map_exports(
+        caplog: pytest.LogCaptureFixture) -> None:
     """With the GAN's reconstruction as the head's reference (the plain head's fit and export run in every config's
-    fit and export in the CLI tests)."""
+    fit and export in the CLI tests). The calibration, which runs after the last epoch where the progress bar stands
+    still, says what it is doing."""
     torch.manual_seed(0)
     # the defect map alone: an untrained tiny generator's residual has a near-zero spread that magnifies rounding
     # (see test_evidence's export test), which is not what this test is about; the reconstruction still enters
@@ -86,7 +90,11 @@ def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_m
 
     net.defect.fit = watched_fit  # type: ignore[method-assign]
     normal = torch.rand(8, 3, 64, 64)
-    net.fit_normal([normal])
+    with caplog.at_level(logging.INFO, logger="ganad_plugin"):
+        net.fit_normal([normal])
+    said = caplog.text
+    assert "defect head 1 of 2: training on defects drawn on 6 normal images" in said  # the default pair
+    assert "defect head 2 of 2 trained in" in said and "fitted on 2 held-out normal images" in said
     assert net.calibrated and len(seen[0]) == 6  # every fourth image calibrates instead
     assert not any(torch.equal(image, normal[3]) or torch.equal(image, normal[7]) for image in seen[0])
     assert references[0] == net.reconstruct

@@ -21,6 +21,8 @@ whole image resized to the patch size, the paper's own score, and the residual a
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 
 import torch
@@ -35,6 +37,8 @@ from .memory import FeatureMemory
 from .patches import PatchGrid
 from .scoring import AnomalyScorer, signed_residual
 from .settings import Evidence, PatchNetwork
+
+logger = logging.getLogger(__name__)
 
 CALIBRATION_BATCH = 8  # held-out images scored at once while calibrating
 
@@ -247,17 +251,31 @@ class PatchAnomalyModel(nn.Module):
         if not held_out:
             msg = f"calibration needs at least 4 normal images, got {seen} (is train/good empty or nearly so?)"
             raise RuntimeError(msg)
+        # the calibration runs after the last epoch, where the progress bar stands still: say what takes the time
+        started = time.perf_counter()
         if self.memory is not None:
-            self.memory.fit(torch.cat(features))
+            bank = torch.cat(features)
+            self.memory.fit(bank)
+            logger.info("feature memory: %d of %d normal features kept, in %.1f s", min(len(bank), len(self.memory.bank)),
+                        len(bank), time.perf_counter() - started)
         if self.colour is not None:
             self.colour.fit(every_image)
-        for seed, head in enumerate(self.defect_heads()):
+        heads = self.defect_heads()
+        for seed, head in enumerate(heads):
+            head_started = time.perf_counter()
+            logger.info("defect head %d of %d: training on defects drawn on %d normal images (at most %d batches)",
+                        seed + 1, len(heads), len(to_head), self.defect_steps)
             head.fit(torch.stack(to_head), self.defect_steps, seed=seed, average=self.defect_average,
                      reconstruct=self.reconstruct if head.reference else None)
+            logger.info("defect head %d of %d trained in %.1f s", seed + 1, len(heads), time.perf_counter() - head_started)
+        calibration_started = time.perf_counter()
         self.scorer.calibration.fit(self.scorer.smooth(self.evidence_of(torch.stack(held_out))))
         if self.scorer.calibration.fitted_weights is not None:
             drawn, masks = with_drawn_defects(torch.stack(held_out), torch.stack(lenders or held_out))
             self.scorer.calibration.fit_weights(self.scorer.smooth(self.evidence_of(drawn)), masks)
+        weights = " and weights (on defects drawn on them)" if self.scorer.calibration.fitted_weights is not None else ""
+        logger.info("evidence scales%s fitted on %d held-out normal images in %.1f s; calibration %.1f s in all",
+                    weights, len(held_out), time.perf_counter() - calibration_started, time.perf_counter() - started)
         return seen
 
     def evidence_of(self, images: torch.Tensor) -> torch.Tensor:
