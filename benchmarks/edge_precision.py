@@ -34,7 +34,8 @@ VARIANTS = {"f32": ("f32", False), "bf16 whole graph": ("bf16", False), "bf16 ne
 
 
 def read_with_marks(core: ov.Core, xml: Path, keep_f32: bool) -> ov.Model:
-    """The IR with the f32 marks added or removed (in memory; the file is not changed)."""
+    """The IR with the f32 marks removed, or as the current export writes them (in memory; the file is not
+    changed: an IR exported before a change of the marks is measured with the current ones)."""
     net = ET.parse(xml).getroot()
     set_evidence_marks(net, keep_f32=keep_f32)
     return core.read_model(ET.tostring(net), ov.Tensor(np.fromfile(xml.with_suffix(".bin"), dtype=np.uint8)))

@@ -86,26 +86,42 @@ def test_bad_inputs_name_the_file_and_the_run_goes_on(exported_ganomaly, tiny_da
     assert "b_corrupt.png" in lines[1]["error"] and "empty" in lines[2]["error"]
 
 
-def test_export_marks_every_layer_but_the_networks_convolutions_to_stay_f32(exported_ganomaly) -> None:
+def test_export_marks_every_layer_but_the_networks_convolutions_and_activations_to_stay_f32(exported_ganomaly) -> None:
     import xml.etree.ElementTree as ET
 
     import openvino as ov
 
-    from ganad_plugin.edge.precision import F32_ATTRIBUTE, has_f32_evidence
+    from ganad_plugin.edge.precision import F32_ATTRIBUTE, has_f32_evidence, set_evidence_marks
 
     def marked(layer: ET.Element) -> bool:
         return any(a.get("name") == F32_ATTRIBUTE["name"] for a in layer.iter("attribute"))
 
-    layers = list(ET.parse(exported_ganomaly["xml"]).getroot().iter("layer"))
+    def in_networks(layer: ET.Element) -> bool:
+        return layer.get("name").startswith(("__module.model.generator.", "__module.model.defect"))
+
+    net = ET.parse(exported_ganomaly["xml"]).getroot()
+    layers = list(net.iter("layer"))
     convolutions = [layer for layer in layers if layer.get("type") in ("Convolution", "ConvolutionBackpropData")]
     # the maps' smoothing and the colour statistics' windows are convolutions too, but evidence arithmetic
     smoothing = [layer for layer in convolutions if ".scorer.blur" in layer.get("name") or ".colour." in layer.get("name")]
     networks = [layer for layer in convolutions if layer not in smoothing]
+    activations = [layer for layer in layers if layer.get("type") in ("ReLU", "PReLU", "Add") and in_networks(layer)]
+    # the reconstruction the residual is taken from, and the defect head's probability, stay f32
+    outputs = [layer for layer in layers if layer.get("type") in ("Tanh", "Sigmoid")]
     evidence = [layer for layer in layers if layer.get("type") in ("MatMul", "ReduceMean", "Sqrt", "Interpolate")]
-    assert networks and smoothing and evidence
-    assert not any(marked(layer) for layer in networks)
-    assert all(marked(layer) for layer in smoothing + evidence)
+    assert networks and smoothing and activations and outputs and evidence
+    assert not any(marked(layer) for layer in networks + activations)
+    assert all(marked(layer) for layer in smoothing + outputs + evidence)
     assert has_f32_evidence(ov.Core().read_model(exported_ganomaly["xml"]))
+    # an IR exported under an earlier rule (its activations marked too) is re-marked to the current one
+    for layer in activations:
+        rt_info = layer.find("rt_info") if layer.find("rt_info") is not None else ET.SubElement(layer, "rt_info")
+        ET.SubElement(rt_info, "attribute", F32_ATTRIBUTE)
+    assert set_evidence_marks(net, keep_f32=True) == len(activations)
+    assert not any(marked(layer) for layer in activations) and all(marked(layer) for layer in evidence)
+    count = sum(marked(layer) for layer in layers)
+    assert set_evidence_marks(net, keep_f32=False) == count > 0
+    assert not any(marked(layer) for layer in layers)
 
 
 def test_auto_precision_is_bf16_only_with_the_units_and_the_marks() -> None:

@@ -5,12 +5,13 @@ memory's distances, norms, logarithms, standardisation, pooling, the resize and 
 small differences that bf16's 8-bit mantissa rounds away (a local variance taken as E[x^2] - E[x]^2, a smoothed
 residual less its background). OpenVINO's CPU plugin keeps a node in its original precision when the node carries
 the ``DisablePrecisionConversion`` runtime attribute, which the IR reader restores from the XML;
-``mark_evidence_f32`` writes it at export on every layer but the networks' convolutions: the evidence's own
-convolutions (the maps' smoothing, the colour statistics' windows) are told apart by the module they were traced
-from, which OpenVINO keeps in the layer's name. ``ganad infer`` then runs such an IR in bf16 where the CPU has the
-units (``choose_precision``); an IR without the marks stays in f32. One exception the plugin cannot hold: OpenVINO
-turns the feature memory's matrix product (a constant operand) into a FullyConnected layer, which runs in bf16
-despite its mark; the accuracy measured for ``auto`` includes it. What each choice measured: ``docs/speed.md``.
+``mark_evidence_f32`` writes it at export on every layer but the networks' convolutions and activations: the
+evidence's own convolutions (the maps' smoothing, the colour statistics' windows) and the networks' activations are
+told apart by the module they were traced from, which OpenVINO keeps in the layer's name. ``ganad infer`` then runs
+such an IR in bf16 where the CPU has the units (``choose_precision``); an IR without the marks stays in f32. One
+exception the plugin cannot hold: OpenVINO turns the feature memory's matrix product (a constant operand) into a
+FullyConnected layer, which runs in bf16 despite its mark; the accuracy measured for ``auto`` includes it. What each
+choice measured: ``docs/speed.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 
 F32_ATTRIBUTE = {"name": "DisablePrecisionConversion", "version": "0", "value": "dynamic:f16"}
 F32_RT_KEY = "DisablePrecisionConversion_0"
-# The layers allowed to run at the lower precision: the networks' convolutions (and what feeds them weights).
+# The layers allowed to run at the lower precision: the networks' convolutions (and what feeds them weights), and
+# the networks' activations below.
 NETWORK_TYPES = frozenset({
     "Convolution", "ConvolutionBackpropData", "GroupConvolution", "FakeQuantize", "Convert", "Const", "Parameter",
     "Result",
@@ -30,17 +32,25 @@ NETWORK_TYPES = frozenset({
 # Convolutions that belong to the evidence arithmetic, by the traced module in the layer's name
 # (``__module.model.scorer.blur/aten::_convolution/Convolution``): they stay in f32 like the rest of it.
 EVIDENCE_MODULES = re.compile(r"\.(scorer|colour|memory)\.")
+# The networks' own activations and bias additions, by the traced module in the layer's name: left at the lower
+# precision with the convolutions around them, OpenVINO need not convert every convolution's output to f32 and back
+# (docs/speed.md). The generator's closing tanh (the reconstruction the residual is taken from) stays f32.
+NETWORK_MODULES = re.compile(r"__module\.model\.(generator|encoder|discriminator|defect)\w*\.")
+NETWORK_ACTIVATIONS = frozenset({"Add", "ReLU", "PReLU"})
 PRECISIONS = ("auto", "f32", "bf16", "f16")
 
 
 def runs_low(layer_type: str, name: str) -> bool:
-    """Whether a layer may run at the lower precision: the networks' convolutions and what feeds them weights."""
-    return layer_type in NETWORK_TYPES and not EVIDENCE_MODULES.search(name)
+    """Whether a layer may run at the lower precision: the networks' convolutions and what feeds them weights, and
+    the networks' activations and bias additions."""
+    if EVIDENCE_MODULES.search(name):
+        return False
+    return layer_type in NETWORK_TYPES or (layer_type in NETWORK_ACTIVATIONS and bool(NETWORK_MODULES.search(name)))
 
 
 def mark_evidence_f32(xml: Path) -> int:
-    """Mark every layer of the IR ``xml`` but the networks' convolutions as to be kept in f32; rewrites the file.
-    Returns the number of layers newly marked."""
+    """Mark every layer of the IR ``xml`` but the networks' (``runs_low``) as to be kept in f32, and unmark those;
+    rewrites the file. Returns the number of layers changed."""
     tree = ET.parse(xml)
     marked = set_evidence_marks(tree.getroot(), keep_f32=True)
     tree.write(xml, encoding="utf-8", xml_declaration=True)
@@ -48,20 +58,22 @@ def mark_evidence_f32(xml: Path) -> int:
 
 
 def set_evidence_marks(net: ET.Element, *, keep_f32: bool) -> int:
-    """Add (``keep_f32``) or remove the f32 marks on the layers of an IR's parsed XML ``net``; returns the number
+    """With ``keep_f32``, leave the f32 marks on the layers of an IR's parsed XML ``net`` as this module's rule
+    (``runs_low``) puts them, whatever an earlier export's rule left; without, remove every mark. Returns the number
     of layers changed."""
     changed = 0
     for layer in net.iter("layer"):
-        if runs_low(layer.get("type"), layer.get("name", "")):
-            continue
+        wanted = keep_f32 and not runs_low(layer.get("type"), layer.get("name", ""))
         rt_info = layer.find("rt_info")
         if rt_info is None:
+            if not wanted:
+                continue
             rt_info = ET.SubElement(layer, "rt_info")
         marks = [attribute for attribute in rt_info.findall("attribute") if attribute.get("name") == F32_ATTRIBUTE["name"]]
-        if keep_f32 and not marks:
+        if wanted and not marks:
             ET.SubElement(rt_info, "attribute", F32_ATTRIBUTE)
             changed += 1
-        elif not keep_f32 and marks:
+        elif not wanted and marks:
             for mark in marks:
                 rt_info.remove(mark)
             changed += 1

@@ -9,8 +9,8 @@
   pre-processor's resize is recorded, and the converted graph is checked against the torch model at two input
   sizes, under both performance hints, before it is written. With ``onnx_kwargs``, or a compression other than
   FP16 and INT8_PTQ, anomalib's route is taken.
-  Every layer but the networks' convolutions is marked to stay in f32 when a runtime lowers the precision
-  (``ganad_plugin.edge.precision``), so that bf16 on a CPU, or f16, speeds up the networks only.
+  Every layer but the networks' convolutions and activations is marked to stay in f32 when a runtime lowers the
+  precision (``ganad_plugin.edge.precision``), so that bf16 on a CPU, or f16, speeds up the networks only.
 - ``openvino`` with ``INT8_PTQ``: anomalib calibrates NNCF on the validation split, which for MVTec-style data may
   hold defects. Here the FP32 graph is converted as above, then quantised on the category's *normal training
   images*, only in the networks' convolutions; the INT8 and the FP32 model then score the same images, good
