@@ -183,13 +183,15 @@ def test_auto_runs_the_networks_in_bf16_and_the_evidence_in_f32(exported_ganomal
     unmarked.with_suffix(".bin").write_bytes(exported_ganomaly["xml"].with_suffix(".bin").read_bytes())
     whole = EdgeInferencer(unmarked, precision="bf16")
     assert "Reduce" in bf16_layer_types(whole)  # ...and rounded without
-    # This one-epoch model's narrow normal range stretches any rounding: measured on a Xeon with AMX (2026-12-02), its
-    # maps correlate with f32's 0.951-0.970 with the marks and 0.852-0.902 without. (On a trained model both cost at
-    # most 0.001 AUROC on validation: docs/speed.md, benchmarks/edge_precision.py.) OpenVINO's CPU plugin does not
-    # keep every marked layer in f32 (the matrix products it turns into FullyConnected run in bf16), hence not 1.
+    # This one-epoch model's narrow normal range stretches any rounding: measured on a Xeon with AMX (2026-12-03, five
+    # runs; the fixture's one-epoch model differs from run to run), its maps correlate with f32's 0.95-0.99 with the
+    # marks and 0.85-0.96 without, each image higher with them, the means 0.025-0.08 apart. (On a trained model both
+    # cost at most 0.002 AUROC on validation: docs/speed.md, benchmarks/edge_precision.py.) OpenVINO's CPU plugin
+    # does not keep every marked layer in f32 (the matrix products it turns into FullyConnected run in bf16), hence
+    # not 1.
     unmarked_correlations = map_correlations(whole)
     assert marked.min() > 0.93
-    assert marked.mean() > unmarked_correlations.mean() + 0.03
+    assert (marked > unmarked_correlations).all() and marked.mean() > unmarked_correlations.mean() + 0.01
     from ganad_plugin.cli import main
 
     out = tmp_path / "out"

@@ -245,6 +245,27 @@ def test_two_threads_sharing_one_inferencer_each_get_their_own_results(tmp_path)
     assert not failures, failures[0] if failures else ""
 
 
+def test_a_stream_keeps_its_order_and_with_one_in_flight_answers_before_reading_on(tmp_path) -> None:
+    """``predict_stream`` keeps up to ``batch_size`` images in the runtime, the results in input order; with 1, as a
+    camera or a watched folder runs, each result comes before the next image is read."""
+    inferencer = EdgeInferencer(stand_in_ir(tmp_path / "model"), performance_hint="THROUGHPUT")
+    levels = list(range(10, 250, 7))
+    read: list[int] = []
+
+    def items():
+        for level in levels:
+            read.append(level)
+            yield f"image{level}", np.full((32, 32, 3), level, np.uint8)
+
+    results = list(inferencer.predict_stream(items(), batch_size=8))
+    assert [result.path for result in results] == [f"image{level}" for level in levels]
+    assert np.allclose([result.score for result in results], [level / 255 for level in levels], atol=1e-5)
+    read.clear()
+    for count, result in enumerate(inferencer.predict_stream(items(), batch_size=1), start=1):
+        assert len(read) == count and result.path == f"image{levels[count - 1]}"
+    assert inferencer.runner.idle.qsize() >= 1  # the requests went back to the pool
+
+
 # --watch
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import math
 import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,14 +63,58 @@ class ImageResult:
         }
 
 
+class Pipeline:
+    """Images in flight through one set of requests: ``submit`` one [3, H, W] array (it blocks while every request is
+    busy), ``result`` waits for a submitted image's (score [1], map [1, 1, H, W]); ``close`` waits for what is still
+    running and gives the requests back. Results may be taken in any order, each once."""
+
+    def __init__(self, runner: BatchRunner) -> None:
+        self.runner = runner
+        self.requests = runner.take_requests()
+        self.finished: dict[int, tuple[np.ndarray, np.ndarray] | BaseException] = {}
+        self.ready = threading.Condition()
+        self.submitted = 0
+        self.requests.set_callback(self._collect)
+
+    def _collect(self, request: ov.InferRequest, ticket: int) -> None:  # on OpenVINO's thread: must not raise
+        try:
+            outcome: tuple[np.ndarray, np.ndarray] | BaseException = (
+                request.get_tensor(self.runner.score_output).data.reshape(-1).copy(),
+                request.get_tensor(self.runner.map_output).data.copy())
+        except BaseException as error:  # noqa: BLE001 - handed to the thread that waits for this result
+            outcome = error
+        with self.ready:
+            self.finished[ticket] = outcome
+            self.ready.notify_all()
+
+    def submit(self, tensor: np.ndarray) -> int:
+        ticket = self.submitted
+        self.requests.start_async({0: np.ascontiguousarray(tensor[None])}, ticket)
+        self.submitted += 1
+        return ticket
+
+    def result(self, ticket: int) -> tuple[np.ndarray, np.ndarray]:
+        with self.ready:
+            self.ready.wait_for(lambda: ticket in self.finished)
+            outcome = self.finished.pop(ticket)
+        if isinstance(outcome, tuple):
+            return outcome
+        msg = f"the runtime failed on an image: {outcome}"
+        raise RuntimeError(msg) from outcome
+
+    def close(self) -> None:
+        self.requests.wait_all()
+        self.runner.idle.put(self.requests)
+
+
 class BatchRunner:
     """Runs [N, 3, H, W] arrays through a compiled ganad-plugin IR -> (scores [N], maps [N, 1, H, W]).
 
     Each image goes in a request of its own, and as many requests are kept in flight as the compiled model's
     performance hint calls for (one for LATENCY, one a stream for THROUGHPUT): on the CPUs measured, requests of
     one image run faster than one request of the whole batch or a share of it a stream (``docs/speed.md``, "What
-    bounds the edge figures"). Safe to call from several threads (two cameras in one process): each call takes a
-    set of requests of its own from a pool.
+    bounds the edge figures"). ``pipeline`` keeps them busy across a stream of images. Safe to call from several
+    threads (two cameras in one process): each call takes a set of requests of its own from a pool.
     """
 
     def __init__(self, compiled: ov.CompiledModel) -> None:
@@ -78,33 +124,23 @@ class BatchRunner:
         self.score_output = compiled.output("pred_score")
         self.map_output = compiled.output("anomaly_map")
 
-    def _requests(self) -> ov.AsyncInferQueue:
+    def take_requests(self) -> ov.AsyncInferQueue:
         try:
             return self.idle.get_nowait()
         except queue.Empty:
             return ov.AsyncInferQueue(self.compiled, self.jobs)
 
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self)
+
     def __call__(self, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores: list[np.ndarray | None] = [None] * len(array)
-        maps: list[np.ndarray | None] = [None] * len(array)
-
-        def collect(request: ov.InferRequest, row: int) -> None:  # on OpenVINO's thread: copy, nothing that raises
-            scores[row] = request.get_tensor(self.score_output).data.reshape(-1).copy()
-            maps[row] = request.get_tensor(self.map_output).data.copy()
-
-        requests = self._requests()
+        pipeline = self.pipeline()
         try:
-            requests.set_callback(collect)
-            for row in range(len(array)):
-                requests.start_async({0: np.ascontiguousarray(array[row : row + 1])}, row)
-            requests.wait_all()
+            tickets = [pipeline.submit(image) for image in array]
+            scores, maps = zip(*(pipeline.result(ticket) for ticket in tickets), strict=True)
         finally:
-            self.idle.put(requests)
-        missing = [row for row, score in enumerate(scores) if score is None or maps[row] is None]
-        if missing:
-            msg = f"the runtime returned no result for {len(missing)} of {len(array)} images"
-            raise RuntimeError(msg)
-        return np.concatenate(scores), np.concatenate(maps)  # type: ignore[arg-type]
+            pipeline.close()
+        return np.concatenate(scores), np.concatenate(maps)
 
 
 def model_identity(model_xml: Path) -> str:
@@ -269,12 +305,22 @@ class EdgeInferencer:
         return self.predict_array(read_rgb(path), str(path))
 
     def predict_stream(self, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 1) -> Iterator[ImageResult]:
-        """(name, RGB image) pairs -> results in the same order, ``batch_size`` images per inference."""
-        batch: list[tuple[str, np.ndarray]] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= batch_size:
-                yield from self.predict_batch([image for _, image in batch], [name for name, _ in batch])
-                batch = []
-        if batch:
-            yield from self.predict_batch([image for _, image in batch], [name for name, _ in batch])
+        """(name, RGB image) pairs -> results in the same order. Up to ``batch_size`` images are in the runtime at
+        once, and a new one goes in as soon as the oldest comes out: the requests do not stand idle while a batch is
+        gathered and its results written. With 1, each result comes before the next image is read (a camera's or a
+        watched folder's)."""
+        pipeline = self.runner.pipeline()
+        window: collections.deque[tuple[str, np.ndarray, int]] = collections.deque()
+        try:
+            for name, image in items:
+                window.append((name, image, pipeline.submit(self._tensor(image, name))))
+                while len(window) >= max(batch_size, 1):
+                    yield self._stream_result(pipeline, *window.popleft())
+            while window:
+                yield self._stream_result(pipeline, *window.popleft())
+        finally:
+            pipeline.close()
+
+    def _stream_result(self, pipeline: Pipeline, name: str, image: np.ndarray, ticket: int) -> ImageResult:
+        score, anomaly_map = pipeline.result(ticket)
+        return self._result(name, image, float(score[0]), anomaly_map[0, 0])
