@@ -281,21 +281,17 @@ class EdgeInferencer:
         return ImageResult(name, score, label, self.threshold, self.pixel_threshold, anomaly_map, mask, regions)
 
     def predict_batch(self, images_rgb: list[np.ndarray], names: list[str] | None = None) -> list[ImageResult]:
-        """RGB uint8 images [H, W, 3] -> one ``ImageResult`` each (maps, masks and regions in each image's pixels).
-
-        Images of one size run as one batch; other sizes run in batches of their own.
-        """
+        """RGB uint8 images [H, W, 3], of any sizes -> one ``ImageResult`` each (maps, masks and regions in each
+        image's pixels). Every image is checked before any runs."""
         names = names or [f"image{index}" for index in range(len(images_rgb))]
         tensors = [self._tensor(image, name) for image, name in zip(images_rgb, names, strict=True)]
-        results: list[ImageResult | None] = [None] * len(images_rgb)
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for index, tensor in enumerate(tensors):
-            by_size.setdefault(tensor.shape, []).append(index)
-        for indices in by_size.values():
-            scores, maps = self.runner(np.stack([tensors[i] for i in indices]))
-            for row, index in enumerate(indices):
-                results[index] = self._result(names[index], images_rgb[index], float(scores[row]), maps[row, 0])
-        return results  # type: ignore[return-value]
+        pipeline = self.runner.pipeline()
+        try:
+            tickets = [pipeline.submit(tensor) for tensor in tensors]
+            return [self._stream_result(pipeline, name, image, ticket)
+                    for name, image, ticket in zip(names, images_rgb, tickets, strict=True)]
+        finally:
+            pipeline.close()
 
     def predict_array(self, image_rgb: np.ndarray, name: str = "image") -> ImageResult:
         """RGB uint8 [H, W, 3] -> ``ImageResult`` (map, mask and regions in that image's pixels)."""
@@ -322,5 +318,6 @@ class EdgeInferencer:
             pipeline.close()
 
     def _stream_result(self, pipeline: Pipeline, name: str, image: np.ndarray, ticket: int) -> ImageResult:
+        """The result of an image submitted to ``pipeline``, in that image's pixels."""
         score, anomaly_map = pipeline.result(ticket)
         return self._result(name, image, float(score[0]), anomaly_map[0, 0])
