@@ -175,10 +175,11 @@ def fit_section(args: argparse.Namespace, root: Path) -> tuple[str, dict[str, Pa
     return "\n".join(lines), checkpoints
 
 
-def gemm_peak(threads: int, size: int = 2048, repeats: int = 5) -> float:
-    """This machine's dense float32 matrix-product rate (FLOP/s) on ``threads`` threads: the best of ``repeats``."""
+def gemm_peak(threads: int, size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """This machine's dense matrix-product rate (FLOP/s) on ``threads`` threads in ``dtype``, the best of
+    ``repeats`` (in bf16: what a CPU's bf16 units or AMX tiles reach; emulated, and slow, without them)."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * size**3 / best
@@ -429,21 +430,12 @@ PROFILE_PARTS = ("networks' convolutions", "evidence convolutions", "matrix prod
                  "reductions", "resizes", "data movement")
 
 
-def gemm_peak_bf16(threads: int, size: int = 2048, repeats: int = 5) -> float:
-    """The same as ``gemm_peak`` in bf16 (what a CPU's bf16 units or AMX tiles reach; emulated, and slow, without)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best
-
-
 def profile_section(args: argparse.Namespace, root: Path) -> str:
     """Where an IR's time goes, layer by layer (OpenVINO's performance counters, compiled as ``ganad infer``
     compiles it), the rate of its convolutions and matrix products in their own time, and its throughput under
     every runtime setting either runtime could choose: what bounds the edge tables' figures."""
     folder = root / args.category / "test" / "good"
-    peak, peak_bf16 = gemm_peak(args.threads), gemm_peak_bf16(args.threads)
+    peak, peak_bf16 = gemm_peak(args.threads), gemm_peak(args.threads, dtype=torch.bfloat16)
     lines = [(f"Dense matrix products (2048 x 2048, {args.threads} threads, torch): float32 **{peak / 1e9:.0f} "
               f"GFLOP/s**, bf16 **{peak_bf16 / 1e9:.0f} GFLOP/s**. Each IR as the edge section exported it, compiled "
               f"as `ganad infer` compiles it (precision `auto`), batches of {args.batch_size} test images: the sum of "
