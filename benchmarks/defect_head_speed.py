@@ -21,7 +21,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sample_sets import write_generated_block  # noqa: E402
 
-from ganad_plugin.models.components import defect_head  # noqa: E402
 from ganad_plugin.models.components.defect_head import (  # noqa: E402
     BATCH_SIZE,
     CROP_PX,
@@ -29,6 +28,7 @@ from ganad_plugin.models.components.defect_head import (  # noqa: E402
     DefectHead,
     segmentation_loss,
 )
+from ganad_plugin.models.components.hardware import cpu_has_bf16  # noqa: E402
 from ganad_plugin.models.components.settings import Evidence  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    has_bf16 = defect_head._cpu_has_bf16()
+    has_bf16 = cpu_has_bf16()
     variants = {"f32": (False, False), "f32, channels-last": (True, False)}
     if has_bf16:
         variants["bf16 autocast, channels-last"] = (True, True)

@@ -280,6 +280,9 @@ TRAINING: dict[str, tuple[str, ...]] = {
     "24 epochs, width 16, 16 patches, cosine from 5e-4": (
         "trainer.max_epochs=24", "trainer.check_val_every_n_epoch=24", "model.network.n_features=16",
         "model.sampling.patches_per_image=16", "model.optimiser.lr=0.0005", "model.optimiser.schedule=cosine"),
+    # the sixteenth run: the GAN's training steps in float32 against bf16 autocast (a CPU with bf16 units)
+    "float32 training": ("model.training_precision=float32",),
+    "bf16 training": ("model.training_precision=bf16",),
 }
 
 # Every variant as absolute settings over Evidence()'s defaults (the shipped config), so that a score means the

@@ -90,3 +90,23 @@ def test_importing_the_top_level_package_imports_neither_torch_nor_anomalib() ->
     code = "import sys, ganad_plugin; print(any(m in sys.modules for m in ('torch', 'anomalib')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "float32"])
+def test_training_steps_run_the_networks_in_the_training_precision_and_calibration_in_float32(
+        tiny_dataset, precision: str) -> None:
+    model = GANomaly(sampling=PatchSampling(patches_per_image=4), training_precision=precision,
+                     evidence=Evidence(defect_steps=SHORT_HEAD_STEPS, defect_heads=1))
+    seen: dict[bool, set[torch.dtype]] = {True: set(), False: set()}  # by the generator's mode: training, evaluation
+    generator = model.model.generator
+    generator.register_forward_hook(lambda module, inputs, outputs: seen[module.training].add(outputs[0].dtype))
+    fit_briefly(model, tiny_dataset, 1, tiny_dataset.parent / f"ganomaly_{precision}")[1]()
+    expected = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert seen[True] == {expected}
+    assert seen[False] == {torch.float32}  # the memory, scales and thresholds after training
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_an_unknown_training_precision_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="training_precision"):
+        GANomaly(training_precision="fp16")

@@ -81,7 +81,7 @@ class AnoGAN(PatchGanModule, AnomalibModule):
         step = self.current_epoch * self.trainer.num_training_batches + batch_idx
         return step >= math.ceil((1.0 - self.encoder_share) * self.trainer.estimated_stepping_batches)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
+    def train_networks(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         patches = self.training_patches(batch)
         losses = self.encoder_step(patches) if self.in_encoder_phase(batch_idx) else self.gan_step(patches)
         return self.log_losses(batch, **losses)

@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from .blocks import WeightAverage
+from .hardware import cpu_has_bf16
 
 NORMAL_SHARE = 0.25  # share of each training batch left without a defect
 BATCH_SIZE = 16
@@ -121,7 +122,7 @@ class DefectHead(nn.Module):
         student = copy.deepcopy(self).to(memory_format=torch.channels_last)
         optimiser = torch.optim.Adam(student.parameters(), lr=LEARNING_RATE)
         averaged: WeightAverage | None = None
-        low_precision = images.device.type == "cpu" and _cpu_has_bf16()
+        low_precision = images.device.type == "cpu" and cpu_has_bf16()
         student.train()
         loss = torch.tensor(float("nan"))
         batches = (_reference_batches(rng, pictures, steps, reconstruct, images.device) if self.reference
@@ -229,11 +230,6 @@ def _window(rng: np.random.Generator, height: int, width: int, side: int = CROP_
     top = int(rng.integers(0, max(height - side, 0) + 1))
     left = int(rng.integers(0, max(width - across, 0) + 1))
     return np.s_[top : top + side], np.s_[left : left + across]
-
-
-def _cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 arithmetic units (AVX-512 BF16 or AMX): elsewhere bf16 is emulated, and slower."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _crop(rng: np.random.Generator, image: np.ndarray, side: int = CROP_PX, width: int | None = None) -> np.ndarray:

@@ -65,7 +65,7 @@ class EGBAD(PatchGanModule, AnomalibModule):
     def configure_optimizers(self) -> list[optim.Optimizer]:
         return [self.adam(self.model.discriminator), self.adam(self.model.encoder, self.model.generator)]
 
-    def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
+    def train_networks(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         del batch_idx
         d_opt, eg_opt = self.optimizers()
         model = self.model

@@ -51,7 +51,7 @@ class GANomaly(PatchGanModule, AnomalibModule):
     def configure_optimizers(self) -> list[optim.Optimizer]:
         return [self.adam(self.model.discriminator), self.adam(self.model.generator)]
 
-    def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
+    def train_networks(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         del batch_idx
         d_opt, g_opt = self.optimizers()
         generator, discriminator = self.model.generator, self.model.discriminator
