@@ -266,6 +266,13 @@ FIFTEENTH: dict[str, dict] = {
         **CURRENT_REFIT, "head_seed": first, "head_seeds": (first, second), "head_average": 0.99}
     for first, second in ((0, 1), (2, 3))
 }
+# The sixteenth run: the shipped pair of averaged heads at half their steps each (a fit's calibration is mostly the
+# heads' training), scored on the checkpoints of both training precisions
+SIXTEENTH: dict[str, dict] = {
+    f"current, head averaged 0.99, head pair 0+1, {steps} steps": {
+        **CURRENT_REFIT, "defect_steps": steps, "head_seed": 0, "head_seeds": (0, 1), "head_average": 0.99}
+    for steps in (400, 200)
+}
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
@@ -284,6 +291,7 @@ TRAINING: dict[str, tuple[str, ...]] = {
     "float32 training": ("model.training_precision=float32",),
     "bf16 training": ("model.training_precision=bf16",),
 }
+SIXTEENTH_TRAINING = {"float32 training", "bf16 training"}
 
 # Every variant as absolute settings over Evidence()'s defaults (the shipped config), so that a score means the
 # same on a checkpoint trained under any defaults (training the networks does not read the evidence settings).
@@ -301,6 +309,7 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWELFT
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in THIRTEENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FOURTEENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FIFTEENTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SIXTEENTH.items()})
 # before the colour map, the defect head, per-place spreads, the tent window and the periodic part existed every variant
 # had none of them
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, "patch_window": "flat",
@@ -524,10 +533,16 @@ def main() -> None:
                         seeded += f"_average{head_average}" if head_average else ""
                         seeded += "_drawn" if refit else ""  # with the maps of the drawn defects
                         cache = out / f"defect_evidence_{steps}{seeded}.pt"
+                        # a head that does not see the GAN's reconstruction depends on the category's images only:
+                        # one cache for every model and training variant of the category (the sixteenth run on)
+                        shared = (REPO / "results" / "selection" / f"seed{args.seed}" / "heads" / category
+                                  / cache.name)
+                        if not evidence.defect_reference and shared.is_file():
+                            cache = shared
                         if steps == 0:
                             found = tuple(torch.ones(len(t), 1, *t.shape[-2:])
                                           for t in (train[:256][3::4], test, *((drawn[0],) if refit else ())))
-                        elif cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime:
+                        elif cache == shared or (cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime):
                             found = torch.load(cache)
                         else:
                             reconstruct = (trained_network(model_name, state, network, evidence).reconstruct
@@ -535,6 +550,9 @@ def main() -> None:
                             found = defect_evidence(steps, train, test, seed=member_seed, reconstruct=reconstruct,
                                                     extra=drawn[0] if refit else None, average=head_average)
                             torch.save(found, cache)
+                            if not evidence.defect_reference:
+                                shared.parent.mkdir(parents=True, exist_ok=True)
+                                torch.save(found, shared)
                         members.append(found)
                     found = tuple(torch.stack(maps).mean(dim=0) for maps in zip(*members, strict=True))
                     defects[head_key] = found[:2]
@@ -647,6 +665,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
     block = next((name for name, run in runs.items() if all(variant in run for variant in args.variants)), "selection.py")
     if args.training != ["config"]:
         block = "selection.py training"
+    if set(args.training) <= SIXTEENTH_TRAINING and set(args.variants) <= {*FIFTEENTH, *SIXTEENTH}:
+        block = "selection.py training precision and head steps"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "

@@ -93,17 +93,24 @@ def steady_training(model, root: Path, category: str, batch_size: int, steps: in
 def train_section(args: argparse.Namespace, root: Path) -> str:
     import anomalib.models
 
-    rows, ours = [], {}
+    from ganad_plugin.models.components.hardware import cpu_has_bf16
+
+    rows = []
     width = None
     for name in args.models:
         config = config_of(name)
         init = config["model"]["init_args"]
-        model = model_from_config(name, init)
         batch = config["data"]["init_args"]["train_batch_size"]
-        ours[name] = steady_training(model, root, args.category, batch, args.steps, args.warmup)
         width = width or init["network"]["n_features"]
-        rows.append((f"{name} (config)", batch, ours[name]))
-        print(f"train {name}: {ours[name]:.1f} images/s", flush=True)
+        # the config trains in bf16 where the CPU has the units (training_precision auto): float32 beside it
+        variants = {"config": init}
+        if init.get("training_precision", "auto") == "auto" and cpu_has_bf16():
+            variants = {"config, bf16 training": init, "float32 training": {**init, "training_precision": "float32"}}
+        for label, arguments in variants.items():
+            speed = steady_training(model_from_config(name, arguments), root, args.category, batch, args.steps,
+                                    args.warmup)
+            rows.append((f"{name} ({label})", batch, speed))
+            print(f"train {name} ({label}): {speed:.1f} images/s", flush=True)
     theirs = steady_training(anomalib.models.Ganomaly(batch_size=32, n_features=width), root, args.category, 32,
                              max(args.steps // 4, 3), 2)
     rows.append((f"anomalib Ganomaly (256 px, width {width})", 32, theirs))
