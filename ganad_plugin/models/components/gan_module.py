@@ -48,8 +48,8 @@ class PatchGanModule(NormalImageModule):
         optimiser: Adam's settings for every network.
         training_precision: the arithmetic of the networks' passes in a training step: ``"bf16"`` (bf16 autocast:
             convolutions and matrix products in bf16, the weights, optimiser state and losses in float32),
-            ``"float32"``, or ``"auto"``: bf16 on a CPU with bf16 units (AVX-512 BF16 or AMX), where a step is about
-            1.3x faster, float32 elsewhere (on other CPUs bf16 is emulated, and slower). Evaluation, the calibration
+            ``"float32"``, or ``"auto"``: bf16 on a CPU with bf16 units (AVX-512 BF16 or AMX), where a training step
+            is 1.1-1.3x faster, float32 elsewhere (on other CPUs bf16 is emulated, and slower). Evaluation, the calibration
             after training and export are float32 whatever this says (docs/speed.md, docs/selection.md).
         pre_processor, post_processor, evaluator, visualizer: anomalib's components (True: the defaults).
     """
