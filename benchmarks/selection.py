@@ -271,7 +271,7 @@ FIFTEENTH: dict[str, dict] = {
 SIXTEENTH: dict[str, dict] = {
     f"current, head averaged 0.99, head pair 0+1, {steps} steps": {
         **CURRENT_REFIT, "defect_steps": steps, "head_seed": 0, "head_seeds": (0, 1), "head_average": 0.99}
-    for steps in (400, 200)
+    for steps in (400,)
 }
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
@@ -532,27 +532,24 @@ def main() -> None:
                         seeded += "_reference" if evidence.defect_reference else ""
                         seeded += f"_average{head_average}" if head_average else ""
                         seeded += "_drawn" if refit else ""  # with the maps of the drawn defects
-                        cache = out / f"defect_evidence_{steps}{seeded}.pt"
+                        name = f"defect_evidence_{steps}{seeded}.pt"
                         # a head that does not see the GAN's reconstruction depends on the category's images only:
                         # one cache for every model and training variant of the category (the sixteenth run on)
-                        shared = (REPO / "results" / "selection" / f"seed{args.seed}" / "heads" / category
-                                  / cache.name)
-                        if not evidence.defect_reference and shared.is_file():
-                            cache = shared
+                        shared = not evidence.defect_reference
+                        cache = (REPO / "results" / "selection" / f"seed{args.seed}" / "heads" / category / name
+                                 if shared else out / name)
                         if steps == 0:
                             found = tuple(torch.ones(len(t), 1, *t.shape[-2:])
                                           for t in (train[:256][3::4], test, *((drawn[0],) if refit else ())))
-                        elif cache == shared or (cache.is_file() and cache.stat().st_mtime > ckpt.stat().st_mtime):
+                        elif cache.is_file() and (shared or cache.stat().st_mtime > ckpt.stat().st_mtime):
                             found = torch.load(cache)
                         else:
                             reconstruct = (trained_network(model_name, state, network, evidence).reconstruct
                                            if evidence.defect_reference else None)
                             found = defect_evidence(steps, train, test, seed=member_seed, reconstruct=reconstruct,
                                                     extra=drawn[0] if refit else None, average=head_average)
+                            cache.parent.mkdir(parents=True, exist_ok=True)
                             torch.save(found, cache)
-                            if not evidence.defect_reference:
-                                shared.parent.mkdir(parents=True, exist_ok=True)
-                                torch.save(found, shared)
                         members.append(found)
                     found = tuple(torch.stack(maps).mean(dim=0) for maps in zip(*members, strict=True))
                     defects[head_key] = found[:2]
