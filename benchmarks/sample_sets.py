@@ -71,9 +71,12 @@ def parse_metrics(log: str) -> dict[str, float]:
 
 
 def newest_first(out: Path) -> list[Path]:
-    """The checkpoints under ``out``, the latest written first (anomalib's version folders v0, v1, ... v10 do not
-    sort by name)."""
-    return sorted(out.glob("**/weights/lightning/model.ckpt"), key=lambda path: path.stat().st_mtime, reverse=True)
+    """The checkpoints of the runs whose root is ``out`` (anomalib's ``<model>/<data>/<category>/<version>/`` under
+    it), the latest written first (the version folders v0, v1, ... v10 do not sort by name). Runs whose root is a
+    folder inside ``out`` (``selection.py``'s training variants, beside the config's own run) are not among them: a
+    search of every depth returned the newest variant's checkpoint for the config's."""
+    return sorted(out.glob("*/*/*/*/weights/lightning/model.ckpt"), key=lambda path: path.stat().st_mtime,
+                  reverse=True)
 
 
 def checkpoint_parser(description: str | None) -> argparse.ArgumentParser:
