@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from sample_sets import REPO, category_root, load_test_set, load_train_images, newest_first
 from selection import VARIANTS, colour_evidence, drawn_defects, trained_network
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.scoring import AnomalyScorer

@@ -122,5 +122,5 @@ def write_generated_block(page: Path, name: str, body: str, title: str) -> None:
     block = f"{begin}\n{body}\n{end}"
     text = page.read_text() if page.exists() else f"# {title}\n\n"
     pattern = f"{re.escape(begin)}.*?{re.escape(end)}"
-    text = re.sub(pattern, lambda _: block, text, flags=re.S) if begin in text else text.rstrip() + "\n\n" + block + "\n"
+    text = re.sub(pattern, lambda _: block, text, flags=re.DOTALL) if begin in text else text.rstrip() + "\n\n" + block + "\n"
     page.write_text(text)
