@@ -20,6 +20,8 @@ from ganad_plugin.models.components.scoring import (
     defect_signal,
     image_score,
 )
+from ganad_plugin.models.components.settings import Evidence, PatchNetwork
+from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
 
 @pytest.mark.parametrize("patch_size", [16, 32, 64])
@@ -114,6 +116,26 @@ def test_scorer_standardises_against_normal_evidence_and_scores_the_peak() -> No
     assert scores[1] > scores[0] + 5
     peak_row, peak_col = divmod(int(maps[1, 0].argmax()), 64)
     assert 20 <= peak_row < 30 and 20 <= peak_col < 30
+
+
+def test_a_map_marked_unsmoothed_keeps_its_single_pixel_peak_while_the_others_are_blurred() -> None:
+    scorer = AnomalyScorer(signed=(False, False), smoothing_sigma_px=2.0, smoothed=(True, False))
+    distances = torch.ones(1, 2, 32, 32)
+    distances[:, :, 16, 16] = 100.0
+    logs = scorer.smooth(distances)[0]
+    torch.testing.assert_close(logs[1], distances[0, 1].log())  # as given, on the log scale
+    assert logs[0, 16, 16] < 0.5 * logs[1, 16, 16]  # the blurred map's peak is spread over its neighbours
+    assert logs[0, 16, 18] > logs[1, 16, 18]
+    with pytest.raises(ValueError, match="one flag for each of the 2 evidence maps"):
+        AnomalyScorer(signed=(False, False), smoothed=(True,))
+
+
+def test_the_defect_smoothing_setting_leaves_only_the_defect_map_unblurred() -> None:
+    evidence = Evidence(defect_smoothing=False)
+    model = GanomalyModel(network=PatchNetwork(n_features=8, latent_dim=16), evidence=evidence)
+    flags = dict(zip(model.evidence_names, model.scorer.smoothed_flags, strict=True))
+    assert flags == {name: name != "defect" for name in evidence.active()}
+    assert all(GanomalyModel(network=PatchNetwork(n_features=8, latent_dim=16)).scorer.smoothed_flags)
 
 
 def test_background_subtraction_ignores_a_uniform_offset_but_keeps_a_local_defect() -> None:

@@ -87,6 +87,7 @@ class PatchAnomalyModel(nn.Module):
             channels=tuple(residual_channels if name == "residual" else 1 for name in active),
             weights=tuple(active.values()),
             smoothing_sigma_px=evidence.smoothing_sigma_px,
+            smoothed=tuple(name != "defect" or evidence.defect_smoothing for name in active),
             background_sigma_px=evidence.background_sigma_px,
             score_top_fraction=evidence.score_top_fraction,
             position_cells=evidence.position_cells,

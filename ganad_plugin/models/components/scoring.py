@@ -315,6 +315,7 @@ class AnomalyScorer(nn.Module):
         weights: relative weight of each evidence map in the combined z-score (default: equal).
         smoothing_sigma_px: Gaussian smoothing of each evidence map, in pixels of the model input; the
             residual of a GAN is noisy at single pixels while defects span several.
+        smoothed: one flag per evidence map: False leaves that map unsmoothed (default: every map smoothed).
         background_sigma_px: a signed map's local mean at this wider scale is subtracted before its
             magnitude is taken (a difference of Gaussians), so that a reconstruction that is slightly too
             bright or dark over a whole region does not read as a defect; 0 turns it off.
@@ -337,6 +338,7 @@ class AnomalyScorer(nn.Module):
         channels: tuple[int, ...] | None = None,
         weights: tuple[float, ...] | None = None,
         smoothing_sigma_px: float = 4.0,
+        smoothed: tuple[bool, ...] | None = None,
         background_sigma_px: float = 0.0,
         score_top_fraction: float = 0.0,
         position_cells: int = 0,
@@ -352,6 +354,10 @@ class AnomalyScorer(nn.Module):
             msg = f"channels must give each of the {num_evidence} evidence maps at least 1 channel, got {channels}"
             raise ValueError(msg)
         self.signed_flags = tuple(signed)
+        self.smoothed_flags = (True,) * num_evidence if smoothed is None else tuple(smoothed)
+        if len(self.smoothed_flags) != num_evidence:
+            msg = f"smoothed must give one flag for each of the {num_evidence} evidence maps, got {smoothed}"
+            raise ValueError(msg)
         self.blur = GaussianSmoothing(smoothing_sigma_px) if smoothing_sigma_px > 0 else nn.Identity()
         self.background = GaussianSmoothing(background_sigma_px) if background_sigma_px > 0 else None
         self.calibration = EvidenceCalibration(num_evidence, weights, position_cells, position_border_px,
@@ -359,11 +365,13 @@ class AnomalyScorer(nn.Module):
         self.score_top_fraction = score_top_fraction
 
     def smooth(self, evidence: torch.Tensor) -> torch.Tensor:
-        """Evidence [B, sum(channels), H, W] -> one smoothed map per evidence [B, E, H, W]: the magnitude of a
-        signed map (over its channels: the root mean square), the logarithm of a distance map."""
+        """Evidence [B, sum(channels), H, W] -> one smoothed map per evidence [B, E, H, W] (but those ``smoothed``
+        leaves as they are): the magnitude of a signed map (over its channels: the root mean square), the logarithm
+        of a distance map."""
         maps = []
-        for group, signed in zip(evidence.split(self.channels, dim=1), self.signed_flags, strict=True):
-            smoothed = self.blur(group)
+        for group, signed, blurred in zip(evidence.split(self.channels, dim=1), self.signed_flags,
+                                          self.smoothed_flags, strict=True):
+            smoothed = self.blur(group) if blurred else group
             if signed:
                 if self.background is not None:
                     smoothed = smoothed - self.background(group)

@@ -22,7 +22,8 @@ SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "c
                                 "defect_weight": 0.0, "defect_steps": 600, "defect_reference": False,
                                 "position_spread": False, "patch_window": "flat",
                                 "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1,
-                                "defect_average": 0.0, "defect_heads": 1}
+                                "defect_average": 0.0, "defect_heads": 1,
+                                "defect_smoothing": True}
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class Evidence:
         defect_heads: defect heads trained, each from its own seed (0, 1, ...), whose probabilities the defect map
             averages: one head's map depends on its seed (flange's validation image AUROC 0.81-0.97 over four), a
             pair's less, at a second head's training and inference (docs/selection.md, fifteenth run).
+        defect_smoothing: the defect map is smoothed like the others (``smoothing_sigma_px``); False leaves it as
+            the heads give it, already coherent (they work at a quarter of the input's resolution and their logits
+            are upsampled smoothly), so that a second blur does not dilute a thin or small defect's response.
         defect_reference: the defect head sees the GAN's reconstruction beside each image (in training, of the image
             with its drawn defects), so that it learns where an image departs from what the GAN makes of it.
         colour_residual: take the residual's magnitude over the colour channels (a colour change whose channels
@@ -183,6 +187,7 @@ class Evidence:
     defect_reference: bool = False
     defect_average: float = 0.99
     defect_heads: int = 2
+    defect_smoothing: bool = True
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
