@@ -20,20 +20,14 @@ only: never a test split. Prints image AUROC per category and weight, and their 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 import torch
-from sample_sets import REPO, category_root, load_test_set, load_train_images, newest_first
-from selection import VARIANTS, colour_evidence, drawn_defects, trained_network
+from probe_maps import image_scores, shipped
 from torch.nn import functional as F
 
 from ganad_plugin.edge.metrics import auroc
-from ganad_plugin.models.components.scoring import AnomalyScorer
-from ganad_plugin.models.components.settings import Evidence
-from ganad_plugin.validation_set import build_validation_category
 
-SHIPPED = "current, head averaged 0.99, head pair 0+1"
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -51,56 +45,18 @@ def nearest_distance(queries: torch.Tensor, bank: torch.Tensor) -> np.ndarray:
     return (1 - (queries @ bank.T).max(dim=1).values).numpy()
 
 
-def shipped_scores(maps: tuple[torch.Tensor, torch.Tensor], drawn_maps: torch.Tensor, drawn_masks: torch.Tensor,
-                   evidence: Evidence, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """The shipped image scores of the calibration images and of the test images (``selection.score_variant``)."""
-    active = evidence.active()
-    scorer = AnomalyScorer(
-        signed=tuple(name == "residual" for name in active),
-        channels=tuple(channels if name == "residual" else 1 for name in active),
-        weights=tuple(active.values()), smoothing_sigma_px=evidence.smoothing_sigma_px,
-        background_sigma_px=evidence.background_sigma_px, score_top_fraction=evidence.score_top_fraction,
-        position_cells=evidence.position_cells, position_border_px=evidence.position_border_px,
-        position_spread=evidence.position_spread, weights_from_defects=evidence.weights_from_defects)
-    with torch.inference_mode():
-        scorer.calibration.fit(scorer.smooth(maps[0]))
-        scorer.calibration.fit_weights(scorer.smooth(drawn_maps), drawn_masks)
-        return tuple(torch.cat([scorer(m[i : i + 8])[0] for i in range(0, len(m), 8)]).numpy() for m in maps)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["GANomaly"])
     parser.add_argument("--categories", nargs="*", default=["weave", "flange", "stone", "mesh", "label"])
     args = parser.parse_args()
     torch.set_num_threads(2)
-    settings = dict(VARIANTS[SHIPPED])
-    for name in ("head_seed", "head_seeds", "head_average"):
-        settings.pop(name)
-    evidence = dataclasses.replace(Evidence(), **settings)
     results: dict[tuple[str, str, float], list[float]] = {}
     for model_name in args.models:
         for category in args.categories:
-            validation = build_validation_category(category_root(category), REPO / "results" / "validation" / category)
-            out = REPO / "results" / "selection" / "seed0" / model_name.lower() / category / "bf16_training"
-            heads = REPO / "results" / "selection" / "seed0" / "heads" / category
-            train = load_train_images(validation, 10**6, 256)
-            test, labels, _ = load_test_set(validation, 10**6, 256)
-            checkpoint = torch.load(newest_first(out)[0], map_location="cpu", weights_only=False)
-            net = trained_network(model_name, checkpoint["state_dict"], checkpoint["hyper_parameters"]["network"],
-                                  evidence)
-            raw = torch.load(out / "raw_evidence_True_0.0.pt")
-            drawn_raw = torch.load(out / "drawn_raw_evidence_True_0.0_16384_flat_1.pt")
-            steps = min(evidence.defect_steps, 12 * len([i for i in range(len(train[:256])) if i % 4 != 3]))
-            members = [torch.load(heads / f"defect_evidence_{steps}_bf16_seed{seed}_average0.99_drawn.pt")
-                       for seed in (0, 1)]
-            defect = tuple(torch.stack(m).mean(dim=0) for m in zip(*members, strict=True))
-            drawn_images, drawn_masks = drawn_defects(train)
-            colour = colour_evidence(evidence.colour_sigma_px, evidence.colour_cells, train, test)
-            drawn_colour = colour_evidence(evidence.colour_sigma_px, evidence.colour_cells, train, drawn_images)[1]
-            maps = tuple(torch.cat(parts, dim=1) for parts in zip(raw, colour, defect[:2], strict=True))
-            drawn_maps = torch.cat([drawn_raw, drawn_colour, defect[2]], dim=1)
-            calibration_scores, test_scores = shipped_scores(maps, drawn_maps, drawn_masks, evidence, test.shape[1])
+            found = shipped(model_name, category)
+            net, train, test, labels = found.net, found.train, found.test, found.labels
+            calibration_scores, test_scores = image_scores(found, found.calibration), image_scores(found, found.maps)
             level, spread = calibration_scores.mean(), calibration_scores.std() + 1e-6
             first = train[:256]
             memory_images = first[[i for i in range(len(first)) if i % 4 != 3]]
