@@ -45,7 +45,11 @@ class ShippedMaps:
             return torch.cat([self.scorer.smooth(maps[i : i + 8]) for i in range(0, len(maps), 8)])
 
 
-def shipped(model_name: str, category: str) -> ShippedMaps:
+def shipped(model_name: str, category: str,
+            defect: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> ShippedMaps:
+    """``model_name``'s shipped evidence on ``category``'s validation; ``defect``: other defect maps in place of the
+    cached pair of heads' (of the calibration images, the test images and the drawn defects, as
+    ``selection.defect_evidence`` returns them)."""
     settings = dict(VARIANTS[SHIPPED])
     for name in ("head_seed", "head_seeds", "head_average"):
         settings.pop(name)
@@ -60,8 +64,10 @@ def shipped(model_name: str, category: str) -> ShippedMaps:
     raw = torch.load(out / "raw_evidence_True_0.0.pt")
     drawn_raw = torch.load(out / "drawn_raw_evidence_True_0.0_16384_flat_1.pt")
     steps = min(evidence.defect_steps, 12 * len([i for i in range(len(train[:256])) if i % 4 != 3]))
-    members = [torch.load(heads / f"defect_evidence_{steps}_bf16_seed{seed}_average0.99_drawn.pt") for seed in (0, 1)]
-    defect = tuple(torch.stack(m).mean(dim=0) for m in zip(*members, strict=True))
+    if defect is None:
+        members = [torch.load(heads / f"defect_evidence_{steps}_bf16_seed{seed}_average0.99_drawn.pt")
+                   for seed in (0, 1)]
+        defect = tuple(torch.stack(m).mean(dim=0) for m in zip(*members, strict=True))
     drawn_images, drawn_masks = drawn_defects(train)
     colour = colour_evidence(evidence.colour_sigma_px, evidence.colour_cells, train, test)
     drawn_colour = colour_evidence(evidence.colour_sigma_px, evidence.colour_cells, train, drawn_images)[1]
