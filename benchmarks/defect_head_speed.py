@@ -1,7 +1,9 @@
 """The defect head's training speed: seconds a batch (16 crops of 128 px, forward, loss, backward, Adam step) in f32,
 channels-last, and bf16 autocast (channels-last), and the whole ``DefectHead.fit`` as ``fit_normal`` runs it.
 
-    python benchmarks/defect_head_speed.py [--threads 2] [--steps 30] [--write]
+    python benchmarks/defect_head_speed.py [--threads 2] [--steps 30] [--widths 32 48] [--write]
+
+The head's width is the configs' (``evidence.defect_width``) unless ``--widths`` names others: each is timed.
 
 bf16 is timed only where the CPU has bf16 units (elsewhere torch emulates it, slower). With --write the table goes to
 docs/speed.md between generated markers, under the command that made it.
@@ -34,10 +36,10 @@ from ganad_plugin.models.components.settings import Evidence  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seconds_a_batch(channels_last: bool, bf16: bool, steps: int) -> float:
+def seconds_a_batch(channels_last: bool, bf16: bool, steps: int, width: int) -> float:
     """Median seconds of one training batch of random crops with random masks (after 3 warm-up batches)."""
     torch.manual_seed(0)
-    head = DefectHead(3)
+    head = DefectHead(3, width)
     batch = torch.rand(BATCH_SIZE, 3, CROP_PX, CROP_PX)
     masks = (torch.rand(BATCH_SIZE, 1, CROP_PX, CROP_PX) > 0.9).float()
     if channels_last:
@@ -60,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--widths", nargs="*", type=int, default=[Evidence().defect_width])
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,19 +70,21 @@ def main() -> None:
     variants = {"f32": (False, False), "f32, channels-last": (True, False)}
     if has_bf16:
         variants["bf16 autocast, channels-last"] = (True, True)
-    rows = {name: seconds_a_batch(*settings, args.steps) for name, settings in variants.items()}
     images = torch.rand(66, 3, 256, 256)  # a validation category's training images the head sees (3 in 4 of 88)
-    start = time.perf_counter()
     steps = Evidence().defect_steps  # the default, as fit_normal runs it
-    DefectHead(3).fit(images, steps)
-    fit_seconds = time.perf_counter() - start
-    base = rows["f32"]
-    lines = ["| training batch | seconds | speed-up over f32 |", "|---|---:|---:|"]
-    lines += [f"| {name} | {seconds:.3f} | {base / seconds:.2f}x |" for name, seconds in rows.items()]
+    lines = ["| width | training batch | seconds | speed-up over f32 |", "|---|---|---:|---:|"]
+    fits = []
+    for width in args.widths:
+        rows = {name: seconds_a_batch(*settings, args.steps, width) for name, settings in variants.items()}
+        lines += [f"| {width} | {name} | {seconds:.3f} | {rows['f32'] / seconds:.2f}x |" for name, seconds in rows.items()]
+        start = time.perf_counter()
+        DefectHead(3, width).fit(images, steps)
+        fits.append(f"{time.perf_counter() - start:.1f} s at width {width}")
     table = "\n".join(lines) + (
         f"\n\n`DefectHead.fit` as `fit_normal` runs it ({min(steps, STEPS_PER_IMAGE * 66)} batches: the default {steps}, "
         f"at most {STEPS_PER_IMAGE} an image; defects drawn on 66 images of 256 px, bf16 "
-        f"{'on' if has_bf16 else 'off: no bf16 units'}): {fit_seconds:.1f} s on {args.threads} threads.")
+        f"{'on' if has_bf16 else 'off: no bf16 units'}), on {args.threads} threads: {', '.join(fits)} (the configs' "
+        f"width: {Evidence().defect_width}).")
     print(table)
     if args.write:
         command = shlex.join(["python", "benchmarks/defect_head_speed.py", *sys.argv[1:]])

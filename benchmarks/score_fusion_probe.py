@@ -20,7 +20,7 @@ import argparse
 
 import numpy as np
 import torch
-from probe_maps import image_scores, shipped
+from probe_maps import ShippedMaps, image_scores, shipped
 
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.scoring import image_score
@@ -28,7 +28,7 @@ from ganad_plugin.models.components.scoring import image_score
 RULES = ("shipped", "fused mean", "fused mean+max")
 
 
-def per_map_scores(found, maps: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+def per_map_scores(found: ShippedMaps, maps: torch.Tensor) -> torch.Tensor:
     """Raw maps [N, E', H, W] -> each standardised map's top-fraction score [N, E]."""
     standardised = found.scorer.calibration.standardise(found.smoothed(maps))
     fraction = found.evidence.score_top_fraction

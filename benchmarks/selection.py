@@ -279,6 +279,23 @@ SEVENTEENTH: dict[str, dict] = {
     "current, head averaged 0.99, head pair 0+1, defect map unsmoothed": {
         **CURRENT_REFIT, "head_seed": 0, "head_seeds": (0, 1), "head_average": 0.99, "defect_smoothing": False},
 }
+# The eighteenth run: heads 48 channels wide instead of 32 (``head_variant_probe.py``), as a pair and each alone (one
+# wide head costs about what the narrow pair does)
+EIGHTEENTH: dict[str, dict] = {
+    "current, head averaged 0.99, head pair 0+1, head width 48": {
+        **CURRENT_REFIT, "head_seed": 0, "head_seeds": (0, 1), "head_average": 0.99, "defect_width": 48},
+    "current, head averaged 0.99, head seed 0, head width 48": {
+        **CURRENT_REFIT, "head_seed": 0, "head_average": 0.99, "defect_width": 48},
+    "current, head averaged 0.99, head seed 1, head width 48": {
+        **CURRENT_REFIT, "head_seed": 1, "head_average": 0.99, "defect_width": 48},
+    # 1.5 times the batches: 1200 at most, 18 a training image (12 capped the validation's 66 images at 792)
+    "current, head averaged 0.99, head pair 0+1, 1200 steps": {
+        **CURRENT_REFIT, "head_seed": 0, "head_seeds": (0, 1), "head_average": 0.99, "defect_steps": 1200,
+        "head_steps_per_image": 18},
+    "current, head averaged 0.99, head pair 0+1, head width 48, 1200 steps": {
+        **CURRENT_REFIT, "head_seed": 0, "head_seeds": (0, 1), "head_average": 0.99, "defect_width": 48,
+        "defect_steps": 1200, "head_steps_per_image": 18},
+}
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
@@ -317,11 +334,12 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FOURTE
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in FIFTEENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SIXTEENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SEVENTEENTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in EIGHTEENTH.items()})
 # before the colour map, the defect head, per-place spreads, the tent window and the periodic part existed every variant
 # had none of them (and until the seventeenth every map was smoothed)
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, "patch_window": "flat",
                    "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1,
-                   "defect_smoothing": True, **settings}
+                   "defect_smoothing": True, "defect_width": 32, **settings}
             for name, settings in VARIANTS.items()}
 
 
@@ -377,14 +395,15 @@ def colour_evidence(sigma_px: float, cells: int, train: torch.Tensor,
 
 def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor, seed: int = 0,
                     reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    extra: torch.Tensor | None = None, average: float = 0.0) -> tuple[torch.Tensor, ...]:
+                    extra: torch.Tensor | None = None, average: float = 0.0, width: int = 32,
+                    steps_per_image: int = STEPS_PER_IMAGE) -> tuple[torch.Tensor, ...]:
     """The defect head's map trained as ``fit_normal`` trains it (on the three in four training images that fill
     the memory; with ``reconstruct``, a head that sees the GAN's reconstruction beside each image): (maps of the
     held-out training images that calibrate, maps of the test images[, maps of ``extra``])."""
-    head = DefectHead(train.shape[1], reference=reconstruct is not None)
+    head = DefectHead(train.shape[1], width, reference=reconstruct is not None)
     first = train[:256]
     head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps, seed=seed, reconstruct=reconstruct,
-             average=average)
+             average=average, steps_per_image=steps_per_image)
     with torch.no_grad():
         maps = [torch.cat([head.probability(chunk, None if reconstruct is None else reconstruct(chunk))
                            for chunk in images.split(8)])
@@ -497,6 +516,7 @@ def main() -> None:
                 head_seed = settings.pop("head_seed", 0)
                 head_seeds = tuple(settings.pop("head_seeds", (head_seed,)))
                 head_average = settings.pop("head_average", 0.0)
+                head_cap = settings.pop("head_steps_per_image", STEPS_PER_IMAGE)
                 evidence = dataclasses.replace(Evidence(), **settings)
                 key = tuple(getattr(evidence, name) for name in RAW_KEYS)
                 if key not in raws:
@@ -529,8 +549,8 @@ def main() -> None:
                     drawn_maps["colour", colour_key] = colour_evidence(*colour_key, train, drawn[0])[1]
                 steps = evidence.defect_steps if evidence.defect_weight > 0 else 0
                 if "head_seed" in VARIANTS[evidence_variant]:  # the seventh run on: the length capped by the images
-                    steps = min(steps, STEPS_PER_IMAGE * len([i for i in range(len(train[:256])) if i % 4 != 3]))
-                head_key = (steps, head_seeds, evidence.defect_reference, head_average)
+                    steps = min(steps, head_cap * len([i for i in range(len(train[:256])) if i % 4 != 3]))
+                head_key = (steps, head_seeds, evidence.defect_reference, head_average, evidence.defect_width)
                 if head_key not in defects or (refit and ("defect", head_key) not in drawn_maps):
                     # the head trains for minutes: cached beside the checkpoint, a head a seed; a pair of heads
                     # (the fifteenth run) is the mean of its members' maps
@@ -541,6 +561,7 @@ def main() -> None:
                         seeded += "_reference" if evidence.defect_reference else ""
                         seeded += f"_average{head_average}" if head_average else ""
                         seeded += "_drawn" if refit else ""  # with the maps of the drawn defects
+                        seeded += f"_width{evidence.defect_width}" if evidence.defect_width != 32 else ""
                         name = f"defect_evidence_{steps}{seeded}.pt"
                         # a head that does not see the GAN's reconstruction depends on the category's images only:
                         # one cache for every model and training variant of the category (the sixteenth run on)
@@ -556,7 +577,8 @@ def main() -> None:
                             reconstruct = (trained_network(model_name, state, network, evidence).reconstruct
                                            if evidence.defect_reference else None)
                             found = defect_evidence(steps, train, test, seed=member_seed, reconstruct=reconstruct,
-                                                    extra=drawn[0] if refit else None, average=head_average)
+                                                    extra=drawn[0] if refit else None, average=head_average,
+                                                    width=evidence.defect_width, steps_per_image=head_cap)
                             cache.parent.mkdir(parents=True, exist_ok=True)
                             torch.save(found, cache)
                         members.append(found)
@@ -675,6 +697,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         block = "selection.py training precision and head steps"
     if set(args.variants) & set(SEVENTEENTH):
         block = "selection.py defect map smoothing"
+    if set(args.variants) & set(EIGHTEENTH):
+        block = "selection.py head width"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "

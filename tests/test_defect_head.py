@@ -157,7 +157,8 @@ def test_a_pair_of_heads_trains_from_seeds_0_and_1_and_the_map_is_their_mean() -
     assert net.calibrated
     first, second = net.defect_heads()
     assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))
-    alone = DefectHead(3)  # the second head is the head that seed 1 trains on the same images, nothing else
+    # the second head is the head that seed 1 trains on the same images, nothing else
+    alone = DefectHead(3, evidence.defect_width)
     alone.fit(normal[[0, 1, 2, 4, 5, 6]], 3, seed=1, average=evidence.defect_average)
     for mine, theirs in zip(alone.state_dict().values(), second.state_dict().values(), strict=True):
         torch.testing.assert_close(mine, theirs)
@@ -178,6 +179,11 @@ def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked(
     for decay in (-0.1, 1.0):
         with pytest.raises(ValueError, match="defect_average"):
             Evidence(defect_average=decay)
+    narrow = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_width=16))
+    assert [head.logit.in_channels for head in narrow.defect_heads()] == [16, 16]
+    for width in (0, 3):
+        with pytest.raises(ValueError, match="defect_width"):
+            Evidence(defect_width=width)
 
 
 def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path) -> None:
@@ -190,4 +196,5 @@ def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path
     assert loaded.defect_weight == 0.0 and "defect" not in loaded.active()
     assert loaded.defect_average == 0.0  # a head trained before the average existed kept its last step's weights
     assert loaded.defect_heads == 1
+    assert loaded.defect_width == 32  # the width every head had before the setting existed
     assert GanomalyModel(network=SMALL, evidence=loaded).defect is None

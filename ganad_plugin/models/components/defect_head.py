@@ -94,9 +94,10 @@ class DefectHead(nn.Module):
         return torch.sigmoid(self(images, reference))
 
     def fit(self, images: torch.Tensor, steps: int, seed: int = 0,
-            reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None, average: float = 0.0) -> float:
+            reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None, average: float = 0.0,
+            steps_per_image: int = STEPS_PER_IMAGE) -> float:
         """Train on synthetic defects drawn on ``images`` (normal, [N, C, H, W] in [0, 1]) for ``steps`` batches,
-        or ``STEPS_PER_IMAGE`` a training image where that is fewer; returns the last batch's loss. With
+        or ``steps_per_image`` a training image where that is fewer; returns the last batch's loss. With
         ``reference``, ``reconstruct`` (images in [0, 1] -> their references, the same shape) makes each batch's
         references, after its defects are drawn. With ``average`` (a decay in [0, 1)), the head keeps the
         exponential moving average of its weights over the second half of its steps (``blocks.WeightAverage``;
@@ -108,7 +109,7 @@ class DefectHead(nn.Module):
         if self.reference and reconstruct is None:
             msg = "this defect head compares each image with its reconstruction: fit needs reconstruct"
             raise ValueError(msg)
-        steps = min(steps, STEPS_PER_IMAGE * len(images))
+        steps = min(steps, steps_per_image * len(images))
         rng = np.random.default_rng(seed)
         with torch.random.fork_rng():  # a fresh start (a refit, at another validation of the fit, starts over)
             torch.manual_seed(seed)

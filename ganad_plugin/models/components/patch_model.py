@@ -74,11 +74,11 @@ class PatchAnomalyModel(nn.Module):
             ColourStatistics(channels, evidence.colour_sigma_px, evidence.colour_cells) if "colour" in active else None
         )
         heads = evidence.defect_heads if "defect" in active else 0
-        self.defect = DefectHead(channels, reference=evidence.defect_reference) if heads else None
+        self.defect = DefectHead(channels, evidence.defect_width, evidence.defect_reference) if heads else None
         # a pair (or more) of heads, each trained from its own seed, whose probabilities are averaged: the others
         # beside the first, so that a checkpoint of one head loads as it was saved
         self.defect_others = nn.ModuleList(
-            DefectHead(channels, reference=evidence.defect_reference) for _ in range(heads - 1))
+            DefectHead(channels, evidence.defect_width, evidence.defect_reference) for _ in range(heads - 1))
         self.defect_steps = evidence.defect_steps
         self.defect_average = evidence.defect_average
         residual_channels = channels if evidence.colour_residual else 1
