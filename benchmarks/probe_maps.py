@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sample_sets import REPO, category_root, load_test_set, load_train_images, newest_first, test_kinds
-from selection import VARIANTS, colour_evidence, drawn_defects, trained_network
+from selection import VARIANTS, colour_evidence, drawn_defects, evidence_scorer, trained_network
 
 from ganad_plugin.models.components.scoring import AnomalyScorer
 from ganad_plugin.models.components.settings import Evidence
@@ -73,15 +73,7 @@ def shipped(model_name: str, category: str,
     drawn_colour = colour_evidence(evidence.colour_sigma_px, evidence.colour_cells, train, drawn_images)[1]
     calibration, maps = (torch.cat(parts, dim=1) for parts in zip(raw, colour, defect[:2], strict=True))
     drawn_maps = torch.cat([drawn_raw, drawn_colour, defect[2]], dim=1)
-    active = evidence.active()
-    channels = test.shape[1]
-    scorer = AnomalyScorer(
-        signed=tuple(name == "residual" for name in active),
-        channels=tuple(channels if name == "residual" else 1 for name in active),
-        weights=tuple(active.values()), smoothing_sigma_px=evidence.smoothing_sigma_px,
-        background_sigma_px=evidence.background_sigma_px, score_top_fraction=evidence.score_top_fraction,
-        position_cells=evidence.position_cells, position_border_px=evidence.position_border_px,
-        position_spread=evidence.position_spread, weights_from_defects=evidence.weights_from_defects)
+    scorer = evidence_scorer(evidence, test.shape[1])
     found = ShippedMaps(evidence, net, train, test, labels, masks, test_kinds(validation, 10**6), calibration, maps,
                         scorer)
     with torch.inference_mode():

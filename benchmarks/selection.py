@@ -418,6 +418,22 @@ def drawn_defects(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return with_drawn_defects(first[3::4], first[[i for i in range(len(first)) if i % 4 != 3]])
 
 
+def evidence_scorer(evidence: Evidence, channels: int) -> AnomalyScorer:
+    """The scorer of ``evidence``'s active maps as the model builds it, the residual with ``channels`` channels."""
+    active = evidence.active()
+    return AnomalyScorer(
+        signed=tuple(name == "residual" for name in active),
+        channels=tuple(channels if name == "residual" else 1 for name in active),
+        weights=tuple(active.values()), smoothing_sigma_px=evidence.smoothing_sigma_px,
+        smoothed=tuple(name != "defect" or evidence.defect_smoothing for name in active),
+        background_sigma_px=evidence.background_sigma_px, score_top_fraction=evidence.score_top_fraction,
+        position_cells=evidence.position_cells, position_border_px=evidence.position_border_px,
+        position_spread=evidence.position_spread and evidence.position_cells > 0,
+        position_period=PatchNetwork().patch_size // 2 if evidence.position_periodic else 0,
+        weights_from_defects=evidence.weights_from_defects,
+    )
+
+
 def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, channels: int, labels: np.ndarray,
                   masks: np.ndarray, drawn: tuple[torch.Tensor, torch.Tensor] | None = None,
                   ) -> tuple[float, float, np.ndarray]:
@@ -429,17 +445,7 @@ def score_variant(raw: tuple[torch.Tensor, torch.Tensor], evidence: Evidence, ch
               "memory": slice(channels + 1, channels + 2), "colour": slice(channels + 2, channels + 3),
               "defect": slice(channels + 3, channels + 4)}
     active = evidence.active()
-    scorer = AnomalyScorer(
-        signed=tuple(name == "residual" for name in active),
-        channels=tuple(channels if name == "residual" else 1 for name in active),
-        weights=tuple(active.values()), smoothing_sigma_px=evidence.smoothing_sigma_px,
-        smoothed=tuple(name != "defect" or evidence.defect_smoothing for name in active),
-        background_sigma_px=evidence.background_sigma_px, score_top_fraction=evidence.score_top_fraction,
-        position_cells=evidence.position_cells, position_border_px=evidence.position_border_px,
-        position_spread=evidence.position_spread and evidence.position_cells > 0,
-        position_period=PatchNetwork().patch_size // 2 if evidence.position_periodic else 0,
-        weights_from_defects=evidence.weights_from_defects,
-    )
+    scorer = evidence_scorer(evidence, channels)
     calibrate, test = (torch.cat([maps[:, groups[name]] for name in active], dim=1) for maps in raw)
     with torch.inference_mode():
         scorer.calibration.fit(scorer.smooth(calibrate))
