@@ -135,7 +135,8 @@ class Evidence:
             pair's less, at a second head's training and inference (docs/selection.md, fifteenth run).
         defect_width: channels of each defect head's inner layers (its full-resolution first layer has half as many).
             48 against 32 raised every model's validation mean image / pixel AUROC by 0.024-0.034 / 0.028-0.031, for
-            about 1.4 times the heads' training time (docs/selection.md, eighteenth run).
+            about 1.6 times a head's training time (29.9 -> 47.1 s, `benchmarks/defect_head_speed.py`; docs/selection.md,
+            eighteenth run).
         defect_smoothing: the defect map is smoothed like the others (``smoothing_sigma_px``); False leaves it as
             the heads give it, already coherent (they work at a quarter of the input's resolution and their logits
             are upsampled smoothly), so that a second blur does not dilute a thin or small defect's response.
