@@ -421,6 +421,37 @@ def test_per_place_colour_statistics_flag_a_colour_that_is_normal_elsewhere_but_
     assert distances[8] > 2 * distances[1]  # the whole image's distribution has seen red
 
 
+def test_surround_statistics_find_a_faint_stain_that_the_products_tint_range_hides() -> None:
+    # normal images differ in brightness by up to 0.2 (lighting, batches); in a bright one, a region 0.08 darker
+    # than the rest is at the plain statistics' centre and far out against its own surroundings
+    generator = torch.Generator().manual_seed(0)
+    normal = textured(24, seed=0) * 0.5 + 0.25 + 0.2 * (torch.rand(24, 1, 1, 1, generator=generator) - 0.5)
+    image = textured(1, seed=1) * 0.5 + 0.25 + 0.08
+    image[:, :, 20:44, 20:44] -= 0.08
+    contrast = {}
+    for surround in (0.0, 16.0):
+        colour = ColourStatistics(channels=3, sigma_px=3.0, surround_sigma_px=surround)
+        colour.fit(normal.split(4))
+        distance = colour(image)[0, 0]
+        contrast[surround] = float(distance[26:38, 26:38].mean()) / float(distance[:, 50:].mean())
+    assert contrast[16.0] > 2.5
+    assert contrast[16.0] > 2 * contrast[0.0]
+    with pytest.raises(ValueError, match="colour_surround_sigma_px"):
+        ColourStatistics(channels=3, sigma_px=3.0, surround_sigma_px=-1.0)
+
+
+def test_settings_saved_before_the_surround_statistics_existed_load_without_them(tmp_path) -> None:
+    earlier = Evidence.__new__(Evidence)  # as a checkpoint of the earlier code pickled it
+    for name, value in vars(Evidence(colour_surround_sigma_px=48.0)).items():
+        if name != "colour_surround_sigma_px":
+            object.__setattr__(earlier, name, value)
+    torch.save({"hyper_parameters": {"evidence": earlier}}, tmp_path / "old.ckpt")
+    loaded = torch.load(tmp_path / "old.ckpt", weights_only=True)["hyper_parameters"]["evidence"]
+    assert loaded.colour_surround_sigma_px == 0.0
+    assert ColourStatistics(3, loaded.colour_sigma_px, surround_sigma_px=0.0).centre.shape[0] == 6
+    assert ColourStatistics(3, loaded.colour_sigma_px, surround_sigma_px=48.0).centre.shape[0] == 12
+
+
 def test_learning_rate_schedules_and_a_refused_name() -> None:
     from ganad_plugin.models.components.settings import AdamSettings
 

@@ -129,18 +129,19 @@ def test_the_three_models_name_the_shared_settings_alike() -> None:
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 160)])
 def test_colour_residual_colour_memory_colour_statistics_and_per_place_levels_export_and_match_torch(size) -> None:
+    # the colour statistics with their surround statistics too (off by default)
     torch.manual_seed(0)
     # weights pinned: with an untrained network the agreement depends on how much the (well-conditioned) memory map
     # weighs against the residual's magnified rounding (see below), which is not what this test is about
     evidence = Evidence(colour_residual=True, memory_colour_weight=3.0, position_cells=8, memory_size=64,
-                        memory_weight=4.0, colour_weight=1.0, position_periodic=True)
+                        memory_weight=4.0, colour_weight=1.0, position_periodic=True, colour_surround_sigma_px=16.0)
     net = GanomalyModel(network=SMALL, evidence=evidence).eval()
     normal = torch.rand(8, 3, *size)
     net.fit_normal([normal])
     assert float(net.scorer.calibration.position_offset.abs().sum()) > 0
     assert float(net.scorer.calibration.position_scale.max()) > 1  # per-place spreads, exported as well
     assert float(net.scorer.calibration.period_offset.abs().sum()) > 0  # and the half-patch period's pattern
-    assert bool(net.colour.filled)
+    assert bool(net.colour.filled) and net.colour.centre.shape[0] == 12
     # relative to the map's range, as the post-processor's min-max normalisation leaves it. The contract's 1e-3 is
     # checked on trained models (test_cli_export); this untrained tiny network has a near-zero evidence spread, so
     # float32 rounding in the 289-tap background kernel is magnified by the standardisation: 2.5e-3 here

@@ -8,6 +8,11 @@ deviation of every channel (a Gaussian window) is compared with their distributi
 images by Mahalanobis distance. The distribution is one mean and covariance for the whole image (a stationary
 surface), or one per cell of a grid over the image (an aligned part or print, whose colours depend on the place),
 each cell's covariance shrunk towards the whole image's so that a cell seen on few distinct values stays sane.
+
+With a surround window, each place also has its local mean and spread less their average over a wide window of the
+same image: a stain or a worn patch is a change against its own surroundings, while whole images of a product vary in
+tint, brightness and contrast (lighting, batches of material), which widens the distribution of the plain statistics
+over the normal images and hides a faint change inside that range.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ class ColourStatistics(nn.Module):
         sigma_px: the Gaussian window's standard deviation, in pixels.
         cells: the distribution is learnt per cell of a grid of this many cells a side (bilinearly interpolated
             between cell centres); 1: one distribution for the whole image.
+        surround_sigma_px: the wide window's standard deviation, in pixels; 0: no surround statistics.
     """
 
-    def __init__(self, channels: int, sigma_px: float, cells: int = 1) -> None:
+    def __init__(self, channels: int, sigma_px: float, cells: int = 1, surround_sigma_px: float = 0.0) -> None:
         super().__init__()
         if sigma_px <= 0:
             msg = f"evidence.colour_sigma_px must be > 0, got {sigma_px}"
@@ -43,8 +49,13 @@ class ColourStatistics(nn.Module):
         if cells < 1:
             msg = f"evidence.colour_cells must be at least 1 (1: one distribution for the image), got {cells}"
             raise ValueError(msg)
+        if surround_sigma_px < 0:
+            msg = f"evidence.colour_surround_sigma_px must be >= 0 (0: off), got {surround_sigma_px}"
+            raise ValueError(msg)
+        self.channels = channels
         self.window = GaussianSmoothing(sigma_px)
-        dims = 2 * channels
+        self.surround = GaussianSmoothing(surround_sigma_px) if surround_sigma_px > 0 else None
+        dims = (4 if self.surround is not None else 2) * channels
         self.register_buffer("centre", torch.zeros(dims, cells, cells))
         # W with W^T W = the inverse covariance, per cell
         self.register_buffer("whitening", torch.eye(dims)[:, :, None, None].repeat(1, 1, cells, cells))
@@ -54,11 +65,15 @@ class ColourStatistics(nn.Module):
         self.filled: torch.Tensor
 
     def statistics(self, images: torch.Tensor) -> torch.Tensor:
-        """[B, C, H, W] -> each place's local mean and standard deviation per channel [B, 2C, H, W]."""
+        """[B, C, H, W] -> each place's local mean and standard deviation per channel [B, 2C, H, W], and with a
+        surround window each less its wide average [B, 4C, H, W]."""
         # written with products and sums only, as the feature memory is: the INT8 export keeps those in float by type
         mean = self.window(images)
         spread = (self.window(images * images) + mean * mean * -1.0).clamp_min(0).sqrt()
-        return torch.cat([mean, spread], dim=1)
+        local = torch.cat([mean, spread], dim=1)
+        if self.surround is None:
+            return local
+        return torch.cat([local, local + self.surround(local) * -1.0], dim=1)
 
     @torch.no_grad()
     def fit(self, batches: Iterable[torch.Tensor]) -> None:
@@ -68,8 +83,8 @@ class ColourStatistics(nn.Module):
         outer = torch.zeros(dims, dims, cells, cells, dtype=torch.float64)
         count = 0
         for images in batches:
-            if images.shape[1] * 2 != dims:
-                msg = f"colour statistics expect {dims // 2}-channel images, got {tuple(images.shape)}"
+            if images.shape[1] != self.channels:
+                msg = f"colour statistics expect {self.channels}-channel images, got {tuple(images.shape)}"
                 raise ValueError(msg)
             if len(images) == 0:
                 continue

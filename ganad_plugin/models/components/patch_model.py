@@ -71,7 +71,8 @@ class PatchAnomalyModel(nn.Module):
             else None
         )
         self.colour = (
-            ColourStatistics(channels, evidence.colour_sigma_px, evidence.colour_cells) if "colour" in active else None
+            ColourStatistics(channels, evidence.colour_sigma_px, evidence.colour_cells,
+                             evidence.colour_surround_sigma_px) if "colour" in active else None
         )
         heads = evidence.defect_heads if "defect" in active else 0
         self.defect = DefectHead(channels, evidence.defect_width, evidence.defect_reference) if heads else None

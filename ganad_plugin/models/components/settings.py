@@ -23,7 +23,8 @@ SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "c
                                 "position_spread": False, "patch_window": "flat",
                                 "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1,
                                 "defect_average": 0.0, "defect_heads": 1,
-                                "defect_smoothing": True, "defect_width": 32}
+                                "defect_smoothing": True, "defect_width": 32,
+                                "colour_surround_sigma_px": 0.0}
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ class Evidence:
         colour_sigma_px: the colour statistics' Gaussian window, in model-input pixels.
         colour_cells: the colour statistics' distribution is learnt per cell of a grid of this many cells a side
             (an aligned part or print); 1: one distribution for the whole image (a stationary texture).
+        colour_surround_sigma_px: with a value above 0, the colour statistics also compare each place's local mean
+            and spread with their average over a wide Gaussian window of this standard deviation (model-input
+            pixels) of the same image: a stain or a worn patch against its own surroundings, whatever the tint and
+            brightness of the whole image; 0: off.
         defect_weight: weight of the defect head's map: a small segmentation network trained, after the GAN, to find
             synthetic defects drawn on the normal training images (``defect_head.DefectHead``), which learns a
             random texture the networks cannot reconstruct; 0: off (not trained, not in the export).
@@ -186,6 +191,7 @@ class Evidence:
     colour_weight: float = 0.5
     colour_sigma_px: float = 4.0
     colour_cells: int = 8
+    colour_surround_sigma_px: float = 0.0
     defect_weight: float = 1.0
     defect_steps: int = 800
     defect_reference: bool = False
@@ -225,6 +231,9 @@ class Evidence:
         if self.colour_cells < 1:
             msg = ("evidence.colour_cells must be at least 1 (1: one distribution for the image), "
                    f"got {self.colour_cells}")
+            raise ValueError(msg)
+        if self.colour_surround_sigma_px < 0:
+            msg = f"evidence.colour_surround_sigma_px must be >= 0 (0: off), got {self.colour_surround_sigma_px}"
             raise ValueError(msg)
         if self.defect_weight > 0 and self.defect_steps < 1:
             msg = f"evidence.defect_steps must be at least 1 while defect_weight > 0, got {self.defect_steps}"
