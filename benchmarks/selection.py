@@ -310,6 +310,21 @@ NINETEENTH: dict[str, dict] = {
         "colour_weight": weight}
     for weight in (1.0, 2.0)
 }
+# The twentieth run: the wide pair from two other seeds (2 and 3), beside the shipped seeds' wide pair and the narrow
+# pairs of both seed pairs, so that the eighteenth run's choice is seen on a second draw of heads
+TWENTIETH: dict[str, dict] = {
+    f"current, head averaged 0.99, head pair {first}+{second}{', head width 48' if width == 48 else ''}": {
+        **CURRENT_REFIT, "head_seed": first, "head_seeds": (first, second), "head_average": 0.99, "defect_width": width}
+    for first, second in ((0, 1), (2, 3)) for width in (32, 48)
+}
+# The twenty-first run: how much of a category's validation figure is the draw of its heads, and whether a third or
+# fourth wide head narrows it: every pair, trio and the four of the wide heads from seeds 0-3 (heads cached by the
+# twentieth run)
+TWENTY_FIRST: dict[str, dict] = {
+    f"current, head averaged 0.99, heads {'+'.join(map(str, seeds))}, head width 48": {
+        **CURRENT_REFIT, "head_seed": seeds[0], "head_seeds": seeds, "head_average": 0.99, "defect_width": 48}
+    for count in (2, 3, 4) for seeds in itertools.combinations(range(4), count)
+}
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
@@ -350,6 +365,8 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SIXTEE
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in SEVENTEENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in EIGHTEENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in NINETEENTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTIETH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_FIRST.items()})
 # before the colour map, the defect head, per-place spreads, the tent window and the periodic part existed every variant
 # had none of them (and until the seventeenth every map was smoothed)
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, "patch_window": "flat",
@@ -723,6 +740,10 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         block = "selection.py head width"
     if set(args.variants) & set(NINETEENTH):
         block = "selection.py colour surround"
+    if set(args.variants) & {"current, head averaged 0.99, head pair 2+3, head width 48"}:
+        block = "selection.py head width, second seeds"
+    if set(args.variants) & set(TWENTY_FIRST):
+        block = "selection.py head count"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "
