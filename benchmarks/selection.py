@@ -513,8 +513,14 @@ def main() -> None:
     parser.add_argument("--per-kind", action="store_true",
                         help="print each variant's image AUROC per validation defect kind (rescores from the cached "
                              "maps even where a score is in results/selection)")
+    parser.add_argument("--summarise-heads", action="store_true",
+                        help="print the twenty-first run's summary (mean and range over the combinations of each "
+                             "number of heads) from docs/selection.csv, and stop")
     parser.add_argument("--write", action="store_true", help="write docs/selection.md and docs/selection.csv")
     args = parser.parse_args()
+    if args.summarise_heads:
+        summarise_head_counts(REPO / "docs" / "selection.csv")
+        return
     torch.set_num_threads(2)
     done_path = REPO / "results" / "selection" / f"seed{args.seed}" / "scores.csv"
     done = {(r["model"], r["category"], r["variant"], r["fitted"]): r for r in read_rows(done_path)}
@@ -669,6 +675,29 @@ FIELDS = ("model", "category", "variant", "seed", "image_auroc", "pixel_auroc", 
 def fitted_at(checkpoint: Path) -> str:
     """When ``checkpoint`` was written, to the second (UTC): which fit a score is of."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(checkpoint.stat().st_mtime))
+
+
+def summarise_head_counts(path: Path) -> None:
+    """The twenty-first run's rows in ``path``: per model and number of heads, the mean image / pixel AUROC over the
+    categories, averaged over the combinations of seeds of that size, with its range, and the lowest flange."""
+    scores: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+    for row in read_rows(path):
+        variant = row["variant"].removeprefix("bf16 training; ")
+        if variant in TWENTY_FIRST:
+            seeds = VARIANTS[variant]["head_seeds"]
+            scores.setdefault((row["model"], "+".join(map(str, seeds))), {})[row["category"]] = (
+                row["image_auroc"], row["pixel_auroc"])
+    for model in dict.fromkeys(model for model, _ in scores):
+        for count in (2, 3, 4):
+            found = [by_category for (name, seeds), by_category in scores.items()
+                     if name == model and len(seeds.split("+")) == count]
+            if not found:
+                continue
+            image, pixel = (np.array([np.mean([pair[part] for pair in c.values()]) for c in found]) for part in (0, 1))
+            flange = min(c["flange"][0] for c in found) if all("flange" in c for c in found) else float("nan")
+            print(f"{model:9s} {count} heads ({len(found)} combinations): image {image.mean():.3f} "
+                  f"({image.min():.3f}-{image.max():.3f}), pixel {pixel.mean():.3f} ({pixel.min():.3f}-"
+                  f"{pixel.max():.3f}), lowest flange image {flange:.2f}")
 
 
 def read_rows(path: Path) -> list[dict]:
