@@ -325,6 +325,14 @@ TWENTY_FIRST: dict[str, dict] = {
         **CURRENT_REFIT, "head_seed": seeds[0], "head_seeds": seeds, "head_average": 0.99, "defect_width": 48}
     for count in (2, 3, 4) for seeds in itertools.combinations(range(4), count)
 }
+# The twenty-second run: the heads' learning rate falling along a half cosine to 0 (a last steps' noise that the
+# weights' average does not remove is one source of the heads' draw), four wide heads, every pair of them
+TWENTY_SECOND: dict[str, dict] = {
+    f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine": {
+        **CURRENT_REFIT, "head_seed": first, "head_seeds": (first, second), "head_average": 0.99, "defect_width": 48,
+        "head_cosine": True}
+    for first, second in itertools.combinations(range(4), 2)
+}
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
@@ -367,6 +375,7 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in EIGHTE
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in NINETEENTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTIETH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_FIRST.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_SECOND.items()})
 # before the colour map, the defect head, per-place spreads, the tent window and the periodic part existed every variant
 # had none of them (and until the seventeenth every map was smoothed)
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, "patch_window": "flat",
@@ -428,14 +437,14 @@ def colour_evidence(sigma_px: float, cells: int, train: torch.Tensor, test: torc
 def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor, seed: int = 0,
                     reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     extra: torch.Tensor | None = None, average: float = 0.0, width: int = 32,
-                    steps_per_image: int = STEPS_PER_IMAGE) -> tuple[torch.Tensor, ...]:
+                    steps_per_image: int = STEPS_PER_IMAGE, cosine: bool = False) -> tuple[torch.Tensor, ...]:
     """The defect head's map trained as ``fit_normal`` trains it (on the three in four training images that fill
     the memory; with ``reconstruct``, a head that sees the GAN's reconstruction beside each image): (maps of the
     held-out training images that calibrate, maps of the test images[, maps of ``extra``])."""
     head = DefectHead(train.shape[1], width, reference=reconstruct is not None)
     first = train[:256]
     head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps, seed=seed, reconstruct=reconstruct,
-             average=average, steps_per_image=steps_per_image)
+             average=average, steps_per_image=steps_per_image, cosine=cosine)
     with torch.no_grad():
         maps = [torch.cat([head.probability(chunk, None if reconstruct is None else reconstruct(chunk))
                            for chunk in images.split(8)])
@@ -514,8 +523,8 @@ def main() -> None:
                         help="print each variant's image AUROC per validation defect kind (rescores from the cached "
                              "maps even where a score is in results/selection)")
     parser.add_argument("--summarise-heads", action="store_true",
-                        help="print the twenty-first run's summary (mean and range over the combinations of each "
-                             "number of heads) from docs/selection.csv, and stop")
+                        help="print the twenty-first and twenty-second runs' summary (mean and range over the "
+                             "combinations of each number of heads) from docs/selection.csv, and stop")
     parser.add_argument("--write", action="store_true", help="write docs/selection.md and docs/selection.csv")
     args = parser.parse_args()
     if args.summarise_heads:
@@ -561,6 +570,7 @@ def main() -> None:
                 head_seeds = tuple(settings.pop("head_seeds", (head_seed,)))
                 head_average = settings.pop("head_average", 0.0)
                 head_cap = settings.pop("head_steps_per_image", STEPS_PER_IMAGE)
+                head_cosine = settings.pop("head_cosine", False)
                 evidence = dataclasses.replace(Evidence(), **settings)
                 key = tuple(getattr(evidence, name) for name in RAW_KEYS)
                 if key not in raws:
@@ -595,7 +605,8 @@ def main() -> None:
                 steps = evidence.defect_steps if evidence.defect_weight > 0 else 0
                 if "head_seed" in VARIANTS[evidence_variant]:  # the seventh run on: the length capped by the images
                     steps = min(steps, head_cap * len([i for i in range(len(train[:256])) if i % 4 != 3]))
-                head_key = (steps, head_seeds, evidence.defect_reference, head_average, evidence.defect_width)
+                head_key = (steps, head_seeds, evidence.defect_reference, head_average, evidence.defect_width,
+                            head_cosine)
                 if head_key not in defects or (refit and ("defect", head_key) not in drawn_maps):
                     # the head trains for minutes: cached beside the checkpoint, a head a seed; a pair of heads
                     # (the fifteenth run) is the mean of its members' maps
@@ -607,6 +618,7 @@ def main() -> None:
                         seeded += f"_average{head_average}" if head_average else ""
                         seeded += "_drawn" if refit else ""  # with the maps of the drawn defects
                         seeded += f"_width{evidence.defect_width}" if evidence.defect_width != 32 else ""
+                        seeded += "_cosine" if head_cosine else ""
                         name = f"defect_evidence_{steps}{seeded}.pt"
                         # a head that does not see the GAN's reconstruction depends on the category's images only:
                         # one cache for every model and training variant of the category (the sixteenth run on)
@@ -623,7 +635,8 @@ def main() -> None:
                                            if evidence.defect_reference else None)
                             found = defect_evidence(steps, train, test, seed=member_seed, reconstruct=reconstruct,
                                                     extra=drawn[0] if refit else None, average=head_average,
-                                                    width=evidence.defect_width, steps_per_image=head_cap)
+                                                    width=evidence.defect_width, steps_per_image=head_cap,
+                                                    cosine=head_cosine)
                             cache.parent.mkdir(parents=True, exist_ok=True)
                             torch.save(found, cache)
                         members.append(found)
@@ -678,24 +691,26 @@ def fitted_at(checkpoint: Path) -> str:
 
 
 def summarise_head_counts(path: Path) -> None:
-    """The twenty-first run's rows in ``path``: per model and number of heads, the mean image / pixel AUROC over the
-    categories, averaged over the combinations of seeds of that size, with its range, and the lowest flange."""
-    scores: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+    """The twenty-first and twenty-second runs' rows in ``path``: per model, schedule and number of heads, the mean
+    image / pixel AUROC over the categories, averaged over the combinations of seeds of that size, with its range,
+    and the lowest flange."""
+    scores: dict[tuple[str, str, str], dict[str, tuple[float, float]]] = {}
     for row in read_rows(path):
         variant = row["variant"].removeprefix("bf16 training; ")
-        if variant in TWENTY_FIRST:
-            seeds = VARIANTS[variant]["head_seeds"]
-            scores.setdefault((row["model"], "+".join(map(str, seeds))), {})[row["category"]] = (
+        if variant in TWENTY_FIRST or variant in TWENTY_SECOND:
+            schedule = "cosine" if VARIANTS[variant].get("head_cosine") else "constant"
+            seeds = "+".join(map(str, VARIANTS[variant]["head_seeds"]))
+            scores.setdefault((row["model"], schedule, seeds), {})[row["category"]] = (
                 row["image_auroc"], row["pixel_auroc"])
-    for model in dict.fromkeys(model for model, _ in scores):
+    for model, schedule in dict.fromkeys((model, schedule) for model, schedule, _ in scores):
         for count in (2, 3, 4):
-            found = [by_category for (name, seeds), by_category in scores.items()
-                     if name == model and len(seeds.split("+")) == count]
+            found = [by_category for (name, rate, seeds), by_category in scores.items()
+                     if (name, rate) == (model, schedule) and len(seeds.split("+")) == count]
             if not found:
                 continue
             image, pixel = (np.array([np.mean([pair[part] for pair in c.values()]) for c in found]) for part in (0, 1))
             flange = min(c["flange"][0] for c in found) if all("flange" in c for c in found) else float("nan")
-            print(f"{model:9s} {count} heads ({len(found)} combinations): image {image.mean():.3f} "
+            print(f"{model:9s} {schedule:8s} {count} heads ({len(found)} combinations): image {image.mean():.3f} "
                   f"({image.min():.3f}-{image.max():.3f}), pixel {pixel.mean():.3f} ({pixel.min():.3f}-"
                   f"{pixel.max():.3f}), lowest flange image {flange:.2f}")
 
@@ -773,6 +788,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         block = "selection.py head width, second seeds"
     if set(args.variants) & set(TWENTY_FIRST):
         block = "selection.py head count"
+    if set(args.variants) & set(TWENTY_SECOND):
+        block = "selection.py head cosine"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "

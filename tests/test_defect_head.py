@@ -147,6 +147,21 @@ def test_a_weight_averaged_head_is_the_moving_average_of_its_second_half() -> No
         torch.testing.assert_close(weights, first[name])
 
 
+def test_a_cosine_schedule_takes_the_full_rate_first_and_half_of_it_halfway() -> None:
+    """Over two steps the half cosine gives the first step the full rate and the second half of it: with the same
+    batches and Adam's step proportional to the rate, the second step moves the weights half as far."""
+    images = speckle(4, 64)
+    heads = {}
+    for steps, cosine in ((1, False), (2, False), (1, True), (2, True)):
+        heads[steps, cosine] = DefectHead(3, width=8)
+        heads[steps, cosine].fit(images, steps=steps, seed=3, cosine=cosine)
+    first, second = (dict(heads[steps, False].named_parameters()) for steps in (1, 2))
+    for name, weights in heads[1, True].named_parameters():
+        torch.testing.assert_close(weights, first[name])
+    for name, weights in heads[2, True].named_parameters():
+        torch.testing.assert_close(weights - first[name], 0.5 * (second[name] - first[name]), atol=1e-6, rtol=1e-3)
+
+
 def test_a_pair_of_heads_trains_from_seeds_0_and_1_and_the_map_is_their_mean() -> None:
     evidence = Evidence(residual_weight=0, distance_weight=0, memory_weight=0, colour_weight=0, defect_weight=1.0,
                         defect_steps=3, defect_heads=2)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Callable, Iterator
 
 import cv2
@@ -95,14 +96,15 @@ class DefectHead(nn.Module):
 
     def fit(self, images: torch.Tensor, steps: int, seed: int = 0,
             reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None, average: float = 0.0,
-            steps_per_image: int = STEPS_PER_IMAGE) -> float:
+            steps_per_image: int = STEPS_PER_IMAGE, cosine: bool = False) -> float:
         """Train on synthetic defects drawn on ``images`` (normal, [N, C, H, W] in [0, 1]) for ``steps`` batches,
         or ``steps_per_image`` a training image where that is fewer; returns the last batch's loss. With
         ``reference``, ``reconstruct`` (images in [0, 1] -> their references, the same shape) makes each batch's
         references, after its defects are drawn. With ``average`` (a decay in [0, 1)), the head keeps the
         exponential moving average of its weights over the second half of its steps (``blocks.WeightAverage``;
-        its batch-norm statistics are the last step's) rather than the last step's weights (0). The same images
-        and seed give the same head."""
+        its batch-norm statistics are the last step's) rather than the last step's weights (0). With ``cosine``
+        the learning rate falls from ``LEARNING_RATE`` to 0 along a half cosine over the steps (constant
+        otherwise). The same images and seed give the same head."""
         if len(images) == 0:
             msg = "the defect head needs at least one normal image to train on, got none"
             raise ValueError(msg)
@@ -130,6 +132,9 @@ class DefectHead(nn.Module):
                    else _plain_batches(rng, pictures, steps))
         with torch.enable_grad():
             for step, (drawn, masks, references) in enumerate(batches):
+                if cosine:
+                    for group in optimiser.param_groups:
+                        group["lr"] = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * step / steps))
                 batch = _to_tensor(drawn, images.device)
                 reference = None if references is None else _to_tensor(references, images.device)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
