@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 from collections.abc import Callable, Iterator
 
 import cv2
@@ -37,6 +36,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from .blocks import WeightAverage
 from .hardware import cpu_has_bf16
+from .settings import AdamSettings
 
 NORMAL_SHARE = 0.25  # share of each training batch left without a defect
 BATCH_SIZE = 16
@@ -123,7 +123,9 @@ class DefectHead(nn.Module):
         # AVX-512 BF16, docs/speed.md; weights, optimiser and loss in f32); its weights are then copied into this
         # module's own tensors, whose layout (which DDP's gradient buckets were built for) never changes
         student = copy.deepcopy(self).to(memory_format=torch.channels_last)
-        optimiser = torch.optim.Adam(student.parameters(), lr=LEARNING_RATE)
+        # the models' learning-rate schedules (only the rate: the head's Adam keeps torch's default betas)
+        rates = AdamSettings(lr=LEARNING_RATE, schedule="cosine" if cosine else "constant")
+        optimiser = torch.optim.Adam(student.parameters(), lr=rates.lr)
         averaged: WeightAverage | None = None
         low_precision = images.device.type == "cpu" and cpu_has_bf16()
         student.train()
@@ -132,9 +134,8 @@ class DefectHead(nn.Module):
                    else _plain_batches(rng, pictures, steps))
         with torch.enable_grad():
             for step, (drawn, masks, references) in enumerate(batches):
-                if cosine:
-                    for group in optimiser.param_groups:
-                        group["lr"] = LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * step / steps))
+                for group in optimiser.param_groups:
+                    group["lr"] = rates.rate_at(step / steps)
                 batch = _to_tensor(drawn, images.device)
                 reference = None if references is None else _to_tensor(references, images.device)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
