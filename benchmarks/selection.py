@@ -326,7 +326,8 @@ TWENTY_FIRST: dict[str, dict] = {
     for count in (2, 3, 4) for seeds in itertools.combinations(range(4), count)
 }
 # The twenty-second run: the heads' learning rate falling along a half cosine to 0 (a last steps' noise that the
-# weights' average does not remove is one source of the heads' draw), four wide heads, every pair of them
+# weights' average does not remove is one source of the heads' draw), four wide heads, every pair of them; the
+# twenty-third: the same for EGBAD and AnoGAN, and GANomaly's pair 0+1 on mesh and label (kept: defect_schedule)
 TWENTY_SECOND: dict[str, dict] = {
     f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine": {
         **CURRENT_REFIT, "head_seed": first, "head_seeds": (first, second), "head_average": 0.99, "defect_width": 48,
@@ -691,13 +692,13 @@ def fitted_at(checkpoint: Path) -> str:
 
 
 def summarise_head_counts(path: Path) -> None:
-    """The twenty-first and twenty-second runs' rows in ``path``: per model, schedule and number of heads, the mean
+    """The twenty-first to twenty-third runs' rows in ``path`` (weave, flange, stone): per model, schedule and number of heads, the mean
     image / pixel AUROC over the categories, averaged over the combinations of seeds of that size, with its range,
     and the lowest flange."""
     scores: dict[tuple[str, str, str], dict[str, tuple[float, float]]] = {}
     for row in read_rows(path):
         variant = row["variant"].removeprefix("bf16 training; ")
-        if variant in TWENTY_FIRST or variant in TWENTY_SECOND:
+        if (variant in TWENTY_FIRST or variant in TWENTY_SECOND) and row["category"] in ("weave", "flange", "stone"):
             schedule = "cosine" if VARIANTS[variant].get("head_cosine") else "constant"
             seeds = "+".join(map(str, VARIANTS[variant]["head_seeds"]))
             scores.setdefault((row["model"], schedule, seeds), {})[row["category"]] = (
@@ -790,6 +791,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         block = "selection.py head count"
     if set(args.variants) & set(TWENTY_SECOND):
         block = "selection.py head cosine"
+        if not {"weave", "flange", "stone"} & set(args.categories):
+            block = "selection.py head cosine, mesh and label"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "
