@@ -79,14 +79,16 @@ def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_m
     assert net.evidence_names == ("defect",)
     assert net.defect.reference
     assert not net.calibrated
-    seen, references, averages = [], [], []
+    seen, references, averages, schedules = [], [], [], []
     fit = net.defect.fit
 
-    def watched_fit(images: torch.Tensor, steps: int, seed: int = 0, reconstruct=None, average: float = 0.0) -> float:
+    def watched_fit(images: torch.Tensor, steps: int, seed: int = 0, reconstruct=None, average: float = 0.0,
+                    cosine: bool = False) -> float:
         seen.append(images)
         references.append(reconstruct)
         averages.append(average)
-        return fit(images, steps, seed=seed, reconstruct=reconstruct, average=average)
+        schedules.append(cosine)
+        return fit(images, steps, seed=seed, reconstruct=reconstruct, average=average, cosine=cosine)
 
     net.defect.fit = watched_fit  # type: ignore[method-assign]
     normal = torch.rand(8, 3, 64, 64)
@@ -99,6 +101,7 @@ def test_fit_normal_trains_the_head_on_images_it_does_not_calibrate_on_and_the_m
     assert not any(torch.equal(image, normal[3]) or torch.equal(image, normal[7]) for image in seen[0])
     assert references[0] == net.reconstruct
     assert averages == [Evidence().defect_average]  # the configured weight average reaches the head's training
+    assert schedules == [Evidence().defect_schedule == "cosine"] == [True]  # and the default cosine schedule
     assert_ir_matches_torch(net, (64, 64), relative_tolerance=1e-3)
 
 
@@ -174,7 +177,8 @@ def test_a_pair_of_heads_trains_from_seeds_0_and_1_and_the_map_is_their_mean() -
     assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))
     # the second head is the head that seed 1 trains on the same images, nothing else
     alone = DefectHead(3, evidence.defect_width)
-    alone.fit(normal[[0, 1, 2, 4, 5, 6]], 3, seed=1, average=evidence.defect_average)
+    alone.fit(normal[[0, 1, 2, 4, 5, 6]], 3, seed=1, average=evidence.defect_average,
+              cosine=evidence.defect_schedule == "cosine")
     for mine, theirs in zip(alone.state_dict().values(), second.state_dict().values(), strict=True):
         torch.testing.assert_close(mine, theirs)
     images = torch.rand(2, 3, 64, 64)
@@ -199,6 +203,8 @@ def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked(
     for width in (0, 3):
         with pytest.raises(ValueError, match="defect_width"):
             Evidence(defect_width=width)
+    with pytest.raises(ValueError, match="defect_schedule"):
+        Evidence(defect_schedule="linear")
 
 
 def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path) -> None:
@@ -212,4 +218,5 @@ def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path
     assert loaded.defect_average == 0.0  # a head trained before the average existed kept its last step's weights
     assert loaded.defect_heads == 1
     assert loaded.defect_width == 32  # the width every head had before the setting existed
+    assert loaded.defect_schedule == "constant"  # the learning rate every head had before the setting existed
     assert GanomalyModel(network=SMALL, evidence=loaded).defect is None

@@ -82,6 +82,7 @@ class PatchAnomalyModel(nn.Module):
             DefectHead(channels, evidence.defect_width, evidence.defect_reference) for _ in range(heads - 1))
         self.defect_steps = evidence.defect_steps
         self.defect_average = evidence.defect_average
+        self.defect_cosine = evidence.defect_schedule == "cosine"
         residual_channels = channels if evidence.colour_residual else 1
         self.scorer = None if self.paper_score else AnomalyScorer(
             signed=tuple(name == "residual" for name in active),
@@ -268,7 +269,7 @@ class PatchAnomalyModel(nn.Module):
             logger.info("defect head %d of %d: training on defects drawn on %d normal images (at most %d batches)",
                         seed + 1, len(heads), len(to_head), self.defect_steps)
             head.fit(torch.stack(to_head), self.defect_steps, seed=seed, average=self.defect_average,
-                     reconstruct=self.reconstruct if head.reference else None)
+                     cosine=self.defect_cosine, reconstruct=self.reconstruct if head.reference else None)
             logger.info("defect head %d of %d trained in %.1f s", seed + 1, len(heads), time.perf_counter() - head_started)
         calibration_started = time.perf_counter()
         self.scorer.calibration.fit(self.scorer.smooth(self.evidence_of(torch.stack(held_out))))

@@ -24,7 +24,7 @@ SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "c
                                 "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1,
                                 "defect_average": 0.0, "defect_heads": 1,
                                 "defect_smoothing": True, "defect_width": 32,
-                                "colour_surround_sigma_px": 0.0}
+                                "colour_surround_sigma_px": 0.0, "defect_schedule": "constant"}
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,8 @@ class Evidence:
         defect_average: the defect head keeps the moving average of its weights over the second half of its
             training, with this decay (about ``1 / (1 - decay)`` steps), rather than its last step's (0), so that its
             map depends less on where its last batches happened to leave it (docs/selection.md, fifteenth run).
+        defect_schedule: the defect heads' learning rate over their training: "cosine" falls along a half cosine to
+            0, "constant" keeps it (docs/selection.md, twenty-second and twenty-third runs).
         defect_heads: defect heads trained, each from its own seed (0, 1, ...), whose probabilities the defect map
             averages: one head's map depends on its seed (flange's validation image AUROC 0.81-0.97 over four), a
             pair's less, at a second head's training and inference (docs/selection.md, fifteenth run).
@@ -196,6 +198,7 @@ class Evidence:
     defect_steps: int = 800
     defect_reference: bool = False
     defect_average: float = 0.99
+    defect_schedule: str = "cosine"
     defect_heads: int = 2
     defect_smoothing: bool = True
     defect_width: int = 48
@@ -248,6 +251,9 @@ class Evidence:
         if not 0.0 <= self.defect_average < 1.0:
             msg = (f"evidence.defect_average must be a decay in [0, 1) (0: the last step's weights), "
                    f"got {self.defect_average}")
+            raise ValueError(msg)
+        if self.defect_schedule not in LR_SCHEDULES:
+            msg = f"evidence.defect_schedule must be one of {LR_SCHEDULES}, got {self.defect_schedule!r}"
             raise ValueError(msg)
         if self.position_cells < 0 or self.position_border_px < 0:
             msg = (f"evidence.position_cells and evidence.position_border_px must be >= 0 (0: off), got "
