@@ -1,9 +1,11 @@
 """The defect head's training speed: seconds a batch (16 crops of 128 px, forward, loss, backward, Adam step) in f32,
 channels-last, and bf16 autocast (channels-last), and the whole ``DefectHead.fit`` as ``fit_normal`` runs it.
 
-    python benchmarks/defect_head_speed.py [--threads 2] [--steps 30] [--widths 32 48] [--write]
+    python benchmarks/defect_head_speed.py [--threads 2] [--steps 30] [--widths 32 48] [--schedules constant cosine]
+        [--write]
 
-The head's width is the configs' (``evidence.defect_width``) unless ``--widths`` names others: each is timed.
+The head's width and learning-rate schedule are the configs' (``evidence.defect_width``, ``evidence.defect_schedule``)
+unless ``--widths`` or ``--schedules`` name others: each whole fit is timed with each.
 
 bf16 is timed only where the CPU has bf16 units (elsewhere torch emulates it, slower). With --write the table goes to
 docs/speed.md between generated markers, under the command that made it.
@@ -31,7 +33,7 @@ from ganad_plugin.models.components.defect_head import (  # noqa: E402
     segmentation_loss,
 )
 from ganad_plugin.models.components.hardware import cpu_has_bf16  # noqa: E402
-from ganad_plugin.models.components.settings import Evidence  # noqa: E402
+from ganad_plugin.models.components.settings import LR_SCHEDULES, Evidence  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--widths", nargs="*", type=int, default=[Evidence().defect_width])
+    parser.add_argument("--schedules", nargs="*", choices=LR_SCHEDULES, default=[Evidence().defect_schedule])
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -77,14 +80,15 @@ def main() -> None:
     for width in args.widths:
         rows = {name: seconds_a_batch(*settings, args.steps, width) for name, settings in variants.items()}
         lines += [f"| {width} | {name} | {seconds:.3f} | {rows['f32'] / seconds:.2f}x |" for name, seconds in rows.items()]
-        start = time.perf_counter()
-        DefectHead(3, width).fit(images, steps)
-        fits.append(f"{time.perf_counter() - start:.1f} s at width {width}")
+        for schedule in args.schedules:
+            start = time.perf_counter()
+            DefectHead(3, width).fit(images, steps, average=Evidence().defect_average, cosine=schedule == "cosine")
+            fits.append(f"{time.perf_counter() - start:.1f} s at width {width}, {schedule} rate")
     table = "\n".join(lines) + (
         f"\n\n`DefectHead.fit` as `fit_normal` runs it ({min(steps, STEPS_PER_IMAGE * 66)} batches: the default {steps}, "
         f"at most {STEPS_PER_IMAGE} an image; defects drawn on 66 images of 256 px, bf16 "
-        f"{'on' if has_bf16 else 'off: no bf16 units'}), on {args.threads} threads: {', '.join(fits)} (the configs' "
-        f"width: {Evidence().defect_width}).")
+        f"{'on' if has_bf16 else 'off: no bf16 units'}; weight average {Evidence().defect_average}), on {args.threads} "
+        f"threads: {', '.join(fits)} (the configs': width {Evidence().defect_width}, {Evidence().defect_schedule} rate).")
     print(table)
     if args.write:
         command = shlex.join(["python", "benchmarks/defect_head_speed.py", *sys.argv[1:]])
