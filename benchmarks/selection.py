@@ -692,9 +692,9 @@ def fitted_at(checkpoint: Path) -> str:
 
 
 def summarise_head_counts(path: Path) -> None:
-    """The twenty-first to twenty-third runs' rows in ``path`` (weave, flange, stone): per model, schedule and number of heads, the mean
-    image / pixel AUROC over the categories, averaged over the combinations of seeds of that size, with its range,
-    and the lowest flange."""
+    """The twenty-first to twenty-third runs' rows in ``path`` (weave, flange, stone): per model, schedule and number
+    of heads, the mean image / pixel AUROC over the categories, averaged over the combinations of seeds of that size,
+    with its range, and the lowest flange."""
     scores: dict[tuple[str, str, str], dict[str, tuple[float, float]]] = {}
     for row in read_rows(path):
         variant = row["variant"].removeprefix("bf16 training; ")
