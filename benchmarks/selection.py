@@ -524,7 +524,7 @@ def main() -> None:
                         help="print each variant's image AUROC per validation defect kind (rescores from the cached "
                              "maps even where a score is in results/selection)")
     parser.add_argument("--summarise-heads", action="store_true",
-                        help="print the twenty-first and twenty-second runs' summary (mean and range over the "
+                        help="print the twenty-first to twenty-third runs' summary (mean and range over the "
                              "combinations of each number of heads) from docs/selection.csv, and stop")
     parser.add_argument("--write", action="store_true", help="write docs/selection.md and docs/selection.csv")
     args = parser.parse_args()
