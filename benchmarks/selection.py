@@ -16,6 +16,7 @@ writes docs/selection.md and docs/selection.csv (with --write).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import itertools
@@ -23,7 +24,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,9 @@ from sample_sets import (
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
+from ganad_plugin.models.components import defect_head
 from ganad_plugin.models.components.colour_statistics import ColourStatistics
-from ganad_plugin.models.components.defect_head import STEPS_PER_IMAGE, DefectHead, with_drawn_defects
+from ganad_plugin.models.components.defect_head import LINE_SHARE, STEPS_PER_IMAGE, DefectHead, with_drawn_defects
 from ganad_plugin.models.components.scoring import AnomalyScorer
 from ganad_plugin.models.components.settings import Evidence, PatchNetwork
 from ganad_plugin.validation_set import build_validation_category
@@ -334,6 +336,17 @@ TWENTY_SECOND: dict[str, dict] = {
         "head_cosine": True}
     for first, second in itertools.combinations(range(4), 2)
 }
+# The twenty-fourth run: the shipped pair (cosine) trained with a larger share of lines among its drawn defects (a
+# thin scratch is near chance on the random texture, stone; a quarter of the drawn defects are lines); then, as the
+# heads' maps on stone peak on good grain clusters, fewer false alarms sought: half of each batch clean (a quarter
+# shipped), or no drawn defect fainter than 0.3 opacity (0.15 shipped)
+SHIPPED_PAIR = TWENTY_SECOND["current, head averaged 0.99, heads 0+1, head width 48, cosine"]
+TWENTY_FOURTH: dict[str, dict] = {
+    "current, head averaged 0.99, heads 0+1, head width 48, cosine, lines 0.5": {**SHIPPED_PAIR, "head_line_share": 0.5},
+    "current, head averaged 0.99, heads 0+1, head width 48, cosine, clean share 0.5": {
+        **SHIPPED_PAIR, "head_normal_share": 0.5},
+    "current, head averaged 0.99, heads 0+1, head width 48, cosine, faintest 0.3": {**SHIPPED_PAIR, "head_faintest": 0.3},
+}
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
@@ -377,6 +390,7 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in NINETE
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTIETH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_FIRST.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_SECOND.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_FOURTH.items()})
 # before the colour map, the defect head, per-place spreads, the tent window and the periodic part existed every variant
 # had none of them (and until the seventeenth every map was smoothed)
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, "patch_window": "flat",
@@ -438,19 +452,32 @@ def colour_evidence(sigma_px: float, cells: int, train: torch.Tensor, test: torc
 def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor, seed: int = 0,
                     reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     extra: torch.Tensor | None = None, average: float = 0.0, width: int = 32,
-                    steps_per_image: int = STEPS_PER_IMAGE, cosine: bool = False) -> tuple[torch.Tensor, ...]:
+                    steps_per_image: int = STEPS_PER_IMAGE, cosine: bool = False,
+                    line_share: float = LINE_SHARE) -> tuple[torch.Tensor, ...]:
     """The defect head's map trained as ``fit_normal`` trains it (on the three in four training images that fill
     the memory; with ``reconstruct``, a head that sees the GAN's reconstruction beside each image): (maps of the
     held-out training images that calibrate, maps of the test images[, maps of ``extra``])."""
     head = DefectHead(train.shape[1], width, reference=reconstruct is not None)
     first = train[:256]
     head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps, seed=seed, reconstruct=reconstruct,
-             average=average, steps_per_image=steps_per_image, cosine=cosine)
+             average=average, steps_per_image=steps_per_image, cosine=cosine, line_share=line_share)
     with torch.no_grad():
         maps = [torch.cat([head.probability(chunk, None if reconstruct is None else reconstruct(chunk))
                            for chunk in images.split(8)])
                 for images in (first[3::4], test, *(() if extra is None else (extra,)))]
     return tuple(maps)
+
+
+@contextlib.contextmanager
+def head_drawing(normal_share: float, faintest: float) -> Iterator[None]:
+    """The heads' training defects drawn with ``normal_share`` of each batch clean and no defect fainter than
+    ``faintest`` (the twenty-fourth run's variants; the module's constants restored after)."""
+    shipped = defect_head.NORMAL_SHARE, defect_head.FAINTEST
+    defect_head.NORMAL_SHARE, defect_head.FAINTEST = normal_share, faintest
+    try:
+        yield
+    finally:
+        defect_head.NORMAL_SHARE, defect_head.FAINTEST = shipped
 
 
 def drawn_defects(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -572,6 +599,9 @@ def main() -> None:
                 head_average = settings.pop("head_average", 0.0)
                 head_cap = settings.pop("head_steps_per_image", STEPS_PER_IMAGE)
                 head_cosine = settings.pop("head_cosine", False)
+                head_lines = settings.pop("head_line_share", LINE_SHARE)
+                head_clean = settings.pop("head_normal_share", defect_head.NORMAL_SHARE)
+                head_faintest = settings.pop("head_faintest", defect_head.FAINTEST)
                 evidence = dataclasses.replace(Evidence(), **settings)
                 key = tuple(getattr(evidence, name) for name in RAW_KEYS)
                 if key not in raws:
@@ -607,7 +637,7 @@ def main() -> None:
                 if "head_seed" in VARIANTS[evidence_variant]:  # the seventh run on: the length capped by the images
                     steps = min(steps, head_cap * len([i for i in range(len(train[:256])) if i % 4 != 3]))
                 head_key = (steps, head_seeds, evidence.defect_reference, head_average, evidence.defect_width,
-                            head_cosine)
+                            head_cosine, head_lines, head_clean, head_faintest)
                 if head_key not in defects or (refit and ("defect", head_key) not in drawn_maps):
                     # the head trains for minutes: cached beside the checkpoint, a head a seed; a pair of heads
                     # (the fifteenth run) is the mean of its members' maps
@@ -620,6 +650,9 @@ def main() -> None:
                         seeded += "_drawn" if refit else ""  # with the maps of the drawn defects
                         seeded += f"_width{evidence.defect_width}" if evidence.defect_width != 32 else ""
                         seeded += "_cosine" if head_cosine else ""
+                        seeded += f"_lines{head_lines:g}" if head_lines != LINE_SHARE else ""
+                        seeded += f"_clean{head_clean:g}" if head_clean != defect_head.NORMAL_SHARE else ""
+                        seeded += f"_faintest{head_faintest:g}" if head_faintest != defect_head.FAINTEST else ""
                         name = f"defect_evidence_{steps}{seeded}.pt"
                         # a head that does not see the GAN's reconstruction depends on the category's images only:
                         # one cache for every model and training variant of the category (the sixteenth run on)
@@ -634,10 +667,11 @@ def main() -> None:
                         else:
                             reconstruct = (trained_network(model_name, state, network, evidence).reconstruct
                                            if evidence.defect_reference else None)
-                            found = defect_evidence(steps, train, test, seed=member_seed, reconstruct=reconstruct,
-                                                    extra=drawn[0] if refit else None, average=head_average,
-                                                    width=evidence.defect_width, steps_per_image=head_cap,
-                                                    cosine=head_cosine)
+                            with head_drawing(head_clean, head_faintest):
+                                found = defect_evidence(steps, train, test, seed=member_seed, reconstruct=reconstruct,
+                                                        extra=drawn[0] if refit else None, average=head_average,
+                                                        width=evidence.defect_width, steps_per_image=head_cap,
+                                                        cosine=head_cosine, line_share=head_lines)
                             cache.parent.mkdir(parents=True, exist_ok=True)
                             torch.save(found, cache)
                         members.append(found)
@@ -793,6 +827,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         block = "selection.py head cosine"
         if not {"weave", "flange", "stone"} & set(args.categories):
             block = "selection.py head cosine, mesh and label"
+    if set(args.variants) & set(TWENTY_FOURTH):
+        block = "selection.py head lines"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "

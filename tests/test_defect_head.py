@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from ganad_plugin.models import Evidence, PatchNetwork
-from ganad_plugin.models.components.defect_head import DefectHead, _reference_batches, draw_training_defect
+from ganad_plugin.models.components.defect_head import (
+    LINE_SHARE,
+    DefectHead,
+    _defect_kind,
+    _reference_batches,
+    draw_training_defect,
+)
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
 from .test_evidence import assert_ir_matches_torch
@@ -39,6 +45,21 @@ def test_a_training_defect_changes_the_image_where_its_mask_says(channels: int) 
         assert (changed & (mask == 0)).sum() <= max(2, 0.05 * changed.sum())
     masks = [draw_training_defect(rng, images[0], images)[1].sum() for _ in range(20)]
     assert sum(m > 0 for m in masks) >= 15
+
+
+def test_the_line_share_sets_how_many_drawn_defects_are_lines_and_the_default_draws_as_before() -> None:
+    """``line_share`` (the selection's twenty-fourth run) is the share of lines among the kinds drawn; at the shipped
+    quarter the draw is the four kinds alike from the same random stream as before the setting existed, so that a
+    head trained before it is trained again the same."""
+    kinds = {share: [_defect_kind(np.random.default_rng(seed), share) for seed in range(2000)]
+             for share in (0.0, 0.5, 1.0)}
+    assert 3 not in kinds[0.0] and set(kinds[1.0]) == {3}
+    assert 0.45 < kinds[0.5].count(3) / 2000 < 0.55 and {0, 1, 2} <= set(kinds[0.5])
+    assert [_defect_kind(np.random.default_rng(seed), LINE_SHARE) for seed in range(50)] == [
+        int(np.random.default_rng(seed).integers(4)) for seed in range(50)]
+    images = speckle(2, 64, 3).permute(0, 2, 3, 1).numpy()
+    all_lines = draw_training_defect(np.random.default_rng(3), images[0], images, line_share=1.0)[1]
+    assert 0 < all_lines.mean() < 0.1  # a line or two: a thin share of the crop
 
 
 def test_the_head_trains_on_images_that_are_not_square_nor_as_large_as_a_crop() -> None:

@@ -46,6 +46,8 @@ STEPS_PER_IMAGE = 12  # a small training set trains the head for fewer batches: 
 FOCAL_GAMMA = 2.0
 FOCAL_WEIGHT = 10.0  # the focal term against the Dice term
 MASK_ALPHA = 0.15  # a place is in the defect where the defect covers at least this share of it (a line's soft edge too)
+LINE_SHARE = 0.25  # share of the training defects that are lines (the other three kinds share the rest equally)
+FAINTEST = 0.15  # a drawn defect's opacity is drawn from [FAINTEST, 1]
 
 
 def _conv(inputs: int, outputs: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -96,7 +98,7 @@ class DefectHead(nn.Module):
 
     def fit(self, images: torch.Tensor, steps: int, seed: int = 0,
             reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None, average: float = 0.0,
-            steps_per_image: int = STEPS_PER_IMAGE, cosine: bool = False) -> float:
+            steps_per_image: int = STEPS_PER_IMAGE, cosine: bool = False, line_share: float = LINE_SHARE) -> float:
         """Train on synthetic defects drawn on ``images`` (normal, [N, C, H, W] in [0, 1]) for ``steps`` batches,
         or ``steps_per_image`` a training image where that is fewer; returns the last batch's loss. With
         ``reference``, ``reconstruct`` (images in [0, 1] -> their references, the same shape) makes each batch's
@@ -104,7 +106,8 @@ class DefectHead(nn.Module):
         exponential moving average of its weights over the second half of its steps (``blocks.WeightAverage``;
         its batch-norm statistics are the last step's) rather than the last step's weights (0). With ``cosine``
         the learning rate falls from ``LEARNING_RATE`` to 0 along a half cosine over the steps (constant
-        otherwise). The same images and seed give the same head."""
+        otherwise). ``line_share``: the share of the drawn defects that are lines (``draw_training_defect``). The
+        same images and seed give the same head."""
         if len(images) == 0:
             msg = "the defect head needs at least one normal image to train on, got none"
             raise ValueError(msg)
@@ -130,8 +133,8 @@ class DefectHead(nn.Module):
         low_precision = images.device.type == "cpu" and cpu_has_bf16()
         student.train()
         loss = torch.tensor(float("nan"))
-        batches = (_reference_batches(rng, pictures, steps, reconstruct, images.device) if self.reference
-                   else _plain_batches(rng, pictures, steps))
+        batches = (_reference_batches(rng, pictures, steps, reconstruct, images.device, line_share) if self.reference
+                   else _plain_batches(rng, pictures, steps, line_share))
         with torch.enable_grad():
             for step, (drawn, masks, references) in enumerate(batches):
                 for group in optimiser.param_groups:
@@ -166,17 +169,19 @@ def _to_tensor(pictures: np.ndarray, device: torch.device) -> torch.Tensor:
         memory_format=torch.channels_last)
 
 
-def _plain_batches(rng: np.random.Generator, pictures: np.ndarray, steps: int) -> Iterator[Batch]:
+def _plain_batches(rng: np.random.Generator, pictures: np.ndarray, steps: int,
+                   line_share: float = LINE_SHARE) -> Iterator[Batch]:
     """``steps`` batches of crops of ``pictures`` [N, H, W, C], defects drawn on all but ``NORMAL_SHARE`` of each."""
     for _ in range(steps):
         crops = [_crop(rng, pictures[i]) for i in rng.integers(0, len(pictures), BATCH_SIZE)]
-        drawn = [draw_training_defect(rng, crop, pictures) if k >= BATCH_SIZE * NORMAL_SHARE
+        drawn = [draw_training_defect(rng, crop, pictures, line_share) if k >= BATCH_SIZE * NORMAL_SHARE
                  else (crop, np.zeros(crop.shape[:2], np.float32)) for k, crop in enumerate(crops)]
         yield np.stack([image for image, _ in drawn]), np.stack([mask for _, mask in drawn]), None
 
 
 def _reference_batches(rng: np.random.Generator, pictures: np.ndarray, steps: int,
-                       reconstruct: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> Iterator[Batch]:
+                       reconstruct: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+                       line_share: float = LINE_SHARE) -> Iterator[Batch]:
     """``steps`` batches of crops with their references. Reconstructing every batch's crops costs more than the
     head's training, and a crop's reconstruction at its own edges is not the whole image's: instead the whole
     images are reconstructed, as at test time, once clean and once per round (``REFERENCE_ROUNDS``) with defects
@@ -193,7 +198,7 @@ def _reference_batches(rng: np.random.Generator, pictures: np.ndarray, steps: in
     clean = (pictures, np.zeros(pictures.shape[:3], np.float32), reconstructed(pictures))
     rounds = max(1, min(REFERENCE_ROUNDS, steps))
     for number in range(rounds):
-        drawn, masks = draw_on_tiles(rng, pictures, pictures)
+        drawn, masks = draw_on_tiles(rng, pictures, pictures, line_share)
         defective = (drawn, masks, reconstructed(drawn))
         for _ in range(steps * (number + 1) // rounds - steps * number // rounds):
             chosen = [(clean if k < BATCH_SIZE * NORMAL_SHARE else defective, int(i))
@@ -203,8 +208,8 @@ def _reference_batches(rng: np.random.Generator, pictures: np.ndarray, steps: in
                         for part in range(3))
 
 
-def draw_on_tiles(rng: np.random.Generator, pictures: np.ndarray,
-                  others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def draw_on_tiles(rng: np.random.Generator, pictures: np.ndarray, others: np.ndarray,
+                  line_share: float = LINE_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """Whole images [N, H, W, C] with training defects (``draw_training_defect``) drawn on every ``CROP_PX`` tile
     but ``NORMAL_SHARE`` of them, at the size the head learns them; ``others`` lend their texture. Returns the images
     and their masks [N, H, W]."""
@@ -213,7 +218,7 @@ def draw_on_tiles(rng: np.random.Generator, pictures: np.ndarray,
     for i, top, left in itertools.product(range(len(pictures)), range(0, height, CROP_PX), range(0, width, CROP_PX)):
         if rng.random() >= NORMAL_SHARE:
             tile = np.s_[i, top : top + CROP_PX, left : left + CROP_PX]
-            drawn[tile], masks[tile] = draw_training_defect(rng, drawn[tile], others)
+            drawn[tile], masks[tile] = draw_training_defect(rng, drawn[tile], others, line_share)
     return drawn, masks
 
 
@@ -279,17 +284,25 @@ def _stroke(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return mask
 
 
-def draw_training_defect(rng: np.random.Generator, image: np.ndarray,
-                         others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _defect_kind(rng: np.random.Generator, line_share: float) -> int:
+    """Which kind of training defect to draw: 3 (a line) with probability ``line_share``, else 0, 1 or 2 alike."""
+    if line_share == LINE_SHARE:  # one draw of four kinds alike: the stream every head before the setting drew
+        return int(rng.integers(4))
+    return 3 if rng.random() < line_share else int(rng.integers(3))
+
+
+def draw_training_defect(rng: np.random.Generator, image: np.ndarray, others: np.ndarray,
+                         line_share: float = LINE_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """One or two synthetic defects on ``image`` ([H, W, C] float in [0, 1]); ``others`` [N, H', W', C] (at least
-    as large) lend their texture. Returns the image and its mask [H, W] (1 where a defect is visible)."""
+    as large) lend their texture; ``line_share`` of them are lines. Returns the image and its mask [H, W] (1 where a
+    defect is visible)."""
     height, width, channels = image.shape
     out = image.copy()
     mask = np.zeros((height, width), np.float32)
     for _ in range(int(rng.integers(1, 3))):
-        kind = int(rng.integers(4))
+        kind = _defect_kind(rng, line_share)
         alpha = _stroke(rng, height, width) if kind == 3 else _noise_region(rng, height, width)
-        strength = rng.uniform(0.15, 1.0)
+        strength = rng.uniform(FAINTEST, 1.0)
         if kind == 0:  # another image's texture, moved and brighter or darker
             source = _crop(rng, others[rng.integers(len(others))], height, width)
             target = np.clip(source * rng.uniform(0.6, 1.4), 0, 1)
