@@ -1,7 +1,7 @@
 """Each model's default config on each category, trained as a user would, over seeds, beside anomalib's Ganomaly.
 
     python benchmarks/accuracy.py [--models GANomaly EGBAD AnoGAN] [--categories weave flange stone mesh label]
-                                  [--seeds 0 1 2] [--no-baseline] [--set KEY=VALUE ...] [--write]
+                                  [--seeds 0 1 2] [--no-baseline] [--set KEY=VALUE ...] [--write] [--kinds]
 
 For each category (sample_data/, or generated into results/generated/), seed and model: `ganad train --config
 configs/<model>.yaml` (train, then anomalib's test: image AUROC and F1, pixel AUROC and AUPRO), then the
@@ -12,7 +12,8 @@ anomalib's own Ganomaly (256 x 256, its defaults) trains in the same run for the
 took (Lightning's max_time) and is scored the same way (image only: it has no map).
 With --write, after every run: this run's rows merged into docs/accuracy.csv (every run), then docs/accuracy.png (bar
 chart) and the table in docs/accuracy.md between its generated markers redrawn from all of them. --set changes one
-config value for an ablation (`model.evidence.memory_weight=0`).
+config value for an ablation (`model.evidence.memory_weight=0`). --kinds trains nothing: it scores the test split
+again with the checkpoints a run left and prints the image AUROC of each defect kind.
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sample_sets import REPO, category_root, load_test_set, train_with_cli, write_generated_block
+from sample_sets import (
+    REPO,
+    category_root,
+    load_test_set,
+    newest_first,
+    test_kinds,
+    train_with_cli,
+    write_generated_block,
+)
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
 
 BASELINE = "anomalib Ganomaly"
+TEXT_FIELDS = {"model", "category", "made_by"}
 COLUMNS = ("image_auroc", "image_f1", "pixel_auroc", "pixel_aupro", "false_alarm_rate", "caught_at_threshold",
            "caught_at_1pct_false_alarms", "train_s", "test_images_per_s")
 
@@ -57,10 +67,14 @@ def line_figures(model: torch.nn.Module, root: Path) -> dict[str, float]:
     }
 
 
+def run_folder(model_name: str, category: str, seed: int, settings: list[str]) -> Path:
+    tag = "-".join([model_name.lower(), *(s.replace("=", "_") for s in settings)])
+    return REPO / "results" / "bench_accuracy" / tag / category / f"seed{seed}"
+
+
 def run_ours(model_name: str, category: str, seed: int, settings: list[str]) -> dict[str, float]:
     root = category_root(category)
-    tag = "-".join([model_name.lower(), *(s.replace("=", "_") for s in settings)])
-    out = REPO / "results" / "bench_accuracy" / tag / category / f"seed{seed}"
+    out = run_folder(model_name, category, seed, settings)
     ckpt, seconds, metrics = train_with_cli(model_name, category, root.parent, out, seed=seed, settings=tuple(settings))
     model = getattr(ganad_plugin.models, model_name).load_from_checkpoint(ckpt, map_location="cpu")
     figures = line_figures(model, root)
@@ -93,6 +107,34 @@ def run_baseline(category: str, seed: int, budget_s: float) -> dict[str, float]:
             "pixel_auroc": np.nan, "pixel_aupro": np.nan, "train_s": seconds, **figures}
 
 
+def kinds_table(models: list[str], categories: list[str], seeds: list[int], settings: list[str]) -> str:
+    """Markdown: image AUROC of each test defect kind (its images against the good ones) for each checkpoint an
+    earlier run of this script left under results/bench_accuracy; the test split scored as ``line_figures`` does."""
+    lines: list[str] = []
+    for category in categories:
+        root = category_root(category)
+        kinds = test_kinds(root, 10**6)
+        images, labels, _ = load_test_set(root, 10**6, 256)
+        names = sorted(set(kinds) - {"good"})
+        lines = lines or ["| category | model | seed | image AUROC of each defect kind |", "|---|---|---|---|"]
+        for model_name in models:
+            for seed in seeds:
+                checkpoints = newest_first(run_folder(model_name, category, seed, settings))
+                if not checkpoints:
+                    print(f"  {model_name} {category} seed {seed}: no checkpoint, run without --kinds first")
+                    continue
+                model = getattr(ganad_plugin.models, model_name).load_from_checkpoint(checkpoints[0], map_location="cpu")
+                model.eval()
+                with torch.inference_mode():
+                    scores = torch.cat([model(images[i : i + 16]).pred_score for i in range(0, len(images), 16)])
+                scores = scores.float().numpy()
+                good = kinds == "good"
+                cells = [f"{kind} {auroc(scores[good | (kinds == kind)], labels[good | (kinds == kind)]):.2f}"
+                         for kind in names]
+                lines.append(f"| {category} | {model_name} | {seed} | " + ", ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summarise(rows: list[dict], models: list[str], categories: list[str]) -> str:
     """Markdown: per category and model, mean ± spread (min-max over seeds) of each figure."""
     head = ("| category | model | seeds | image AUROC | image F1 | pixel AUROC | pixel AUPRO | good flagged NG | "
@@ -122,10 +164,12 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
     """Merge this run's rows into docs/accuracy.csv (replacing runs of the same model, category and seed), then
     redraw the chart and the generated tables of docs/accuracy.md from every row."""
     docs = REPO / "docs"
-    fields = ["model", "category", "seed", *COLUMNS, "image_auroc_inprocess"]
+    fields = ["model", "category", "seed", *COLUMNS, "image_auroc_inprocess", "made_by"]
+    command = " ".join(["python benchmarks/accuracy.py", *sys.argv[1:]])
+    rows = [{**r, "made_by": r.get("made_by") or f"{time.strftime('%Y-%m-%d')}: `{command}`"} for r in rows]
     if (docs / "accuracy.csv").is_file():
         with (docs / "accuracy.csv").open(newline="") as handle:
-            earlier = [{k: (v if k in {"model", "category"} else float(v) if k != "seed" else int(v)) for k, v in r.items()}
+            earlier = [{k: (v if k in TEXT_FIELDS else float(v) if k != "seed" else int(v)) for k, v in r.items()}
                        for r in csv.DictReader(handle)]
         fresh = {(r["model"], r["category"], r["seed"]) for r in rows}
         rows = [r for r in earlier if (r["model"], r["category"], r["seed"]) not in fresh] + rows
@@ -137,12 +181,25 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, [*models, BASELINE], categories, docs / "accuracy.png")
-    command = " ".join(["python benchmarks/accuracy.py", *sys.argv[1:]])
     page = docs / "accuracy.md"
-    write_generated_block(page, "accuracy.py", f"Made by `{command}` on {time.strftime('%Y-%m-%d')} (2 CPU cores). "
-                          "Mean over seeds, (min-max) in brackets; every run in `docs/accuracy.csv`, chart "
+    write_generated_block(page, "accuracy.py", f"{made_by(rows)}\n\nMean over seeds, (min-max) in brackets; every run "
+                          "in `docs/accuracy.csv` (its `made_by` column: the run that measured it), chart "
                           f"`docs/accuracy.png`.\n\n{table}", "Accuracy")
     print(f"wrote {page}, {docs / 'accuracy.csv'} and {docs / 'accuracy.png'}")
+
+
+def made_by(rows: list[dict]) -> str:
+    """The runs the table's rows come from (2 CPU cores each), with the rows each made: one line a run."""
+    runs: dict[str, list[dict]] = {}
+    for row in rows:
+        runs.setdefault(row["made_by"], []).append(row)
+    lines = ["Made by these runs (2 CPU cores), each row of the table by one of them:", ""]
+    for run, cells in runs.items():
+        models = ", ".join(dict.fromkeys(r["model"] for r in cells))
+        categories = ", ".join(dict.fromkeys(r["category"] for r in cells))
+        seeds = ", ".join(map(str, sorted({int(r["seed"]) for r in cells})))
+        lines.append(f"- {run}: {models} on {categories}, seeds {seeds}")
+    return "\n".join(lines)
 
 
 def plot(rows: list[dict], models: list[str], categories: list[str], path: Path) -> None:
@@ -180,11 +237,17 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="leave anomalib's Ganomaly out")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config changes for an ablation")
     parser.add_argument("--write", action="store_true", help="write docs/accuracy.{md,csv,png}")
+    parser.add_argument("--kinds", action="store_true",
+                        help="train nothing: print the image AUROC of each test defect kind for the checkpoints an "
+                             "earlier run left (the same --models, --categories, --seeds and --set)")
     args = parser.parse_args()
     bad = [setting for setting in args.set if "=" not in setting]
     if bad:
         parser.error(f"--set takes KEY=VALUE, got {bad}")
     torch.set_num_threads(2)
+    if args.kinds:
+        print(kinds_table(args.models, args.categories, args.seeds, args.set))
+        return
     rows = []
     for seed in args.seeds:  # seeds outermost: a run stopped early has every category at the seeds it finished
         for category in args.categories:
