@@ -45,14 +45,19 @@ COLUMNS = ("image_auroc", "image_f1", "pixel_auroc", "pixel_aupro", "false_alarm
            "caught_at_1pct_false_alarms", "train_s", "test_images_per_s")
 
 
+def test_outputs(model: torch.nn.Module, images: torch.Tensor) -> list:
+    """The full model's outputs (pre- and post-processing) on the test images, in batches of 16."""
+    model.eval()
+    with torch.inference_mode():
+        return [model(images[i : i + 16]) for i in range(0, len(images), 16)]
+
+
 def line_figures(model: torch.nn.Module, root: Path) -> dict[str, float]:
     """Score the test split with the full model (pre- and post-processing): false alarms and catches at the baked
     threshold, catches at a 1 % false-alarm rate, images per second."""
     images, labels, _ = load_test_set(root, 10**6, 256)
-    model.eval()
     start = time.perf_counter()
-    with torch.inference_mode():
-        outputs = [model(images[i : i + 16]) for i in range(0, len(images), 16)]
+    outputs = test_outputs(model, images)
     seconds = time.perf_counter() - start
     scores = torch.cat([o.pred_score for o in outputs]).float().numpy()
     flagged = torch.cat([o.pred_label for o in outputs]).bool().numpy()
@@ -124,10 +129,7 @@ def kinds_table(models: list[str], categories: list[str], seeds: list[int], sett
                     print(f"  {model_name} {category} seed {seed}: no checkpoint, run without --kinds first")
                     continue
                 model = getattr(ganad_plugin.models, model_name).load_from_checkpoint(checkpoints[0], map_location="cpu")
-                model.eval()
-                with torch.inference_mode():
-                    scores = torch.cat([model(images[i : i + 16]).pred_score for i in range(0, len(images), 16)])
-                scores = scores.float().numpy()
+                scores = torch.cat([o.pred_score for o in test_outputs(model, images)]).float().numpy()
                 good = kinds == "good"
                 cells = [f"{kind} {auroc(scores[good | (kinds == kind)], labels[good | (kinds == kind)]):.2f}"
                          for kind in names]
