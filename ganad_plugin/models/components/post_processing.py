@@ -8,10 +8,9 @@ split's good images say:
 
   image  at least the score only ``image_false_alarm_rate`` of good parts exceed, estimated from the held-back good
          images' scores (a dozen: no tail quantile) as a one-sided normal tolerance bound, mean + k * std, with k
-         such that the bound is above that share of good parts with ``floor_confidence``. The plain normal
-         quantile (k = z) ignores how little a dozen images say about the spread: on validation fits it flagged
-         4.2 % of unseen good parts for a 1 % setting, the tolerance bound 1.2 % (docs/accuracy.md, "The
-         good-part floor"),
+         such that, with probability ``floor_confidence``, at most that share of good parts exceed it. The plain
+         normal quantile (k = z) ignores how little a dozen images say about the spread and flags several times
+         the share it is set for (docs/accuracy.md, "The good-part floor"),
   pixel  at least the (1 - ``pixel_false_alarm_rate``) quantile of the good images' map values.
 
 Only validation images enter (good ones and synthetic defects from training images); the thresholds live in the same
