@@ -42,7 +42,7 @@ def normal_floor(good: np.ndarray, z: float) -> float:
 
 
 RULES = {
-    # what LinePostProcessor does today: the normal quantile at the sample mean and spread
+    # what LinePostProcessor did before the tolerance bound: the normal quantile at the sample mean and spread
     "normal 1 %": lambda good: normal_floor(good, stats.norm.ppf(1 - RATE)),
     # the next good part's predictive distribution under normality (Student's t, the spread's own uncertainty)
     "predictive t 1 %": lambda good: normal_floor(

@@ -128,3 +128,12 @@ def test_line_post_processor_raises_a_low_f1_threshold_to_the_good_parts_tail() 
     assert float(processor.image_threshold) == pytest.approx(floor, abs=1e-3)  # F1 alone would sit near 0
     assert float(processor.pixel_threshold) >= float(torch.quantile(maps[:40].flatten(), 0.99))
     assert (good > processor.image_threshold).float().mean() <= 0.05
+
+
+@pytest.mark.parametrize(("setting", "value"), [("image_false_alarm_rate", 0.5), ("pixel_false_alarm_rate", -0.1),
+                                                ("floor_confidence", 0.3), ("floor_confidence", 1.0)])
+def test_line_post_processor_names_a_setting_out_of_range(setting: str, value: float) -> None:
+    from ganad_plugin.models.components.post_processing import LinePostProcessor
+
+    with pytest.raises(ValueError, match=setting):
+        LinePostProcessor(**{setting: value})
