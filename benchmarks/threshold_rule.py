@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accuracy import run_folder
 from sample_sets import REPO, category_root, load_test_set, newest_first
 from scipy import stats
 
@@ -73,7 +74,7 @@ def fits(kind: str, categories: list[str], seeds: list[int]) -> list[tuple[str, 
                     out = REPO / "results" / "selection" / f"seed{seed}" / model.lower() / category / "bf16_training"
                 else:
                     root = category_root(category).parent
-                    out = REPO / "results" / "bench_accuracy" / model.lower() / category / f"seed{seed}"
+                    out = run_folder(model, category, seed, [])
                 checkpoints = newest_first(out)
                 if checkpoints:
                     found.append((model, category, seed, root, checkpoints[0]))
