@@ -16,7 +16,9 @@ user's would; thresholds play no part (both metrics rank the scores). With --ano
 also scored from its encoder's latent and in one pass (DIR/anogan_search.md).
 
 Writes DIR/oneclass.csv (model, preset, anomaly_class, auroc, auprc, train_s, test_images_per_s), DIR/oneclass.md and
-the bar chart DIR/oneclass.png; with --docs also docs/oneclass.md, .csv and .png.
+the bar chart DIR/oneclass.png after every model, and DIR/settings.json; with --docs also docs/oneclass.md, .csv and
+.png. A long run stopped part way goes on with --resume and the same settings: the classes DIR/oneclass.csv holds for
+every planned model are kept, the others run (settings that differ from DIR's are named and refused).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import json
 import logging
+import shlex
 import shutil
 import sys
 import time
@@ -42,6 +46,10 @@ OUR_MODELS = ("AnoGAN", "EGBAD", "GANomaly")
 ENSEMBLE = "Ensemble"
 BASELINE = "anomalib.Ganomaly"
 COLUMNS = ("model", "preset", "anomaly_class", "auroc", "auprc", "train_s", "test_images_per_s")
+SEARCH_COLUMNS = ("anomaly_class", "variant", "auroc", "auprc", "test_images_per_s")
+# the options that change a row's figures; a resumed run must repeat them (--anomaly-classes may grow)
+SETTINGS = ("data", "images", "labels", "models", "ensemble_preset", "presets", "epochs", "max_train", "image_size",
+            "paper_size", "anogan_steps", "anogan_search", "encoder_steps", "batch_size", "seed")
 IDX_IMAGES, IDX_LABELS = 2051, 2049  # MNIST's magic numbers
 
 
@@ -239,11 +247,15 @@ def mean_rows(rows: list[dict]) -> list[dict]:
     return means
 
 
-def table(rows: list[dict], command: str) -> str:
+def table(rows: list[dict], command: str, carried: list[int] = ()) -> str:
     classes = sorted({int(row["anomaly_class"]) for row in rows})
-    lines = [f"`{command}`", "",
-             "Mean over the anomaly classes (AUPRC: the anomaly class positive; ± its spread over the classes):", "",
-             "| model | preset | mean AUPRC | mean AUROC | train s | test images/s |", "|---|---|---|---|---|---|"]
+    lines = [f"`{command}`", ""]
+    if carried:
+        note = (f"Anomaly classes {', '.join(map(str, carried))} carried over from an earlier run into the same folder "
+                "with the same settings (`--resume`).")
+        lines += [note, ""]
+    lines += ["Mean over the anomaly classes (AUPRC: the anomaly class positive; ± its spread over the classes):", "",
+              "| model | preset | mean AUPRC | mean AUROC | train s | test images/s |", "|---|---|---|---|---|---|"]
     for mean in sorted(mean_rows(rows), key=lambda m: -m["auprc"]):
         lines.append(f"| {mean['model']} | {mean['preset']} | {mean['auprc']:.3f} ± {mean['auprc_std']:.3f} | "
                      f"{mean['auroc']:.3f} | {mean['train_s']:.0f} | {mean['test_images_per_s']:.0f} |")
@@ -282,13 +294,71 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(rows: list[dict], out: Path, command: str) -> None:
-    with (out / "oneclass.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+def write_csv(rows: list[dict], path: Path, columns: tuple[str, ...]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({key: row[key] for key in COLUMNS} for row in rows)
-    (out / "oneclass.md").write_text("# One-class protocol\n\n" + table(rows, command) + "\n")
+        writer.writerows({key: row[key] for key in columns} for row in rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Rows written by ``write_csv``: anomaly_class an int, the figures floats."""
+    with path.open(newline="") as handle:
+        return [{key: value if key in ("model", "preset", "variant") else
+                 int(value) if key == "anomaly_class" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def write_outputs(rows: list[dict], out: Path, command: str, carried: list[int] = ()) -> None:
+    write_csv(rows, out / "oneclass.csv", COLUMNS)
+    (out / "oneclass.md").write_text("# One-class protocol\n\n" + table(rows, command, carried) + "\n")
     plot(rows, out / "oneclass.png")
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    """The options that decide the figures, as JSON values."""
+    return {name: None if getattr(args, name) is None else
+            str(getattr(args, name)) if isinstance(getattr(args, name), Path) else getattr(args, name)
+            for name in SETTINGS}
+
+
+def earlier_settings(out: Path, parser: argparse.ArgumentParser) -> dict:
+    """The settings of the run that wrote ``out``: its settings.json, or (a folder from before the file existed) the
+    command line its oneclass.md records, parsed again."""
+    if (out / "settings.json").is_file():
+        return json.loads((out / "settings.json").read_text())
+    report = out / "oneclass.md"
+    command = next((line.strip("`") for line in report.read_text().splitlines()
+                    if line.startswith("`python benchmarks/oneclass.py")), None) if report.is_file() else None
+    if command is None:
+        msg = f"--resume: {out} holds no settings.json and no oneclass.md with the command that made it"
+        raise SystemExit(msg)
+    return run_settings(parser.parse_args(shlex.split(command)[2:]))
+
+
+def resumed_rows(out: Path, parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 runs: list[tuple[str, str]]) -> tuple[list[dict], list[dict]]:
+    """(rows, AnoGAN search rows) of the classes ``out`` holds for every planned run; settings that differ from the
+    earlier run's are refused, naming them."""
+    if not (out / "oneclass.csv").is_file():
+        msg = f"--resume: {out / 'oneclass.csv'} does not exist; nothing to go on from (run without --resume)"
+        raise SystemExit(msg)
+    before, now = earlier_settings(out, parser), run_settings(args)
+    differing = [f"--{name.replace('_', '-')} {before.get(name)!r} there, {now[name]!r} now"
+                 for name in SETTINGS if before.get(name) != now[name]]
+    if differing:
+        msg = f"--resume: {out} was made with other settings: " + "; ".join(differing)
+        raise SystemExit(msg)
+    rows = read_csv(out / "oneclass.csv")
+    complete = {c for c in {row["anomaly_class"] for row in rows}
+                if set(runs) <= {(row["model"], row["preset"]) for row in rows if row["anomaly_class"] == c}}
+    searches = []
+    if args.anogan_search and ("AnoGAN", "paper") in runs and complete:
+        if not (out / "anogan_search.csv").is_file():
+            msg = f"--resume: {out / 'anogan_search.csv'} is missing; the carried classes' search rows would be lost"
+            raise SystemExit(msg)
+        searches = [row for row in read_csv(out / "anogan_search.csv") if row["anomaly_class"] in complete]
+    return [row for row in rows if row["anomaly_class"] in complete], searches
 
 
 def write_search(searches: list[dict], out: Path, command: str) -> None:
@@ -306,9 +376,10 @@ def write_search(searches: list[dict], out: Path, command: str) -> None:
         lines.append(f"| {variant} | {np.mean([r['auprc'] for r in group]):.3f} | "
                      f"{np.mean([r['auroc'] for r in group]):.3f} | {rate:.1f} | {rate / paper_rate:.0f}x |")
     (out / "anogan_search.md").write_text("\n".join(lines) + "\n")
+    write_csv(searches, out / "anogan_search.csv", SEARCH_COLUMNS)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--data", help="an .npz with images and labels, or 'digits' (scikit-learn's 8 x 8 digits)")
     parser.add_argument("--images", type=Path, help="MNIST-style IDX images file (gzipped or not)")
@@ -334,6 +405,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-batch", type=int, default=256, help="test images scored at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--docs", action="store_true", help="also write docs/oneclass.{md,csv,png}")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the classes DIR already holds for every model (the same settings), run the rest")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     command = "python benchmarks/oneclass.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
@@ -359,10 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     logging.getLogger("anomalib").setLevel(logging.ERROR)
+    rows, searches = resumed_rows(args.out, parser, args, runs) if args.resume else ([], [])
+    carried = sorted({row["anomaly_class"] for row in rows})
+    if carried:
+        print(f"resuming {args.out}: anomaly classes {', '.join(map(str, carried))} already measured", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-    searches: list[dict] = []
-    for anomaly in classes:
+    (args.out / "settings.json").write_text(json.dumps(run_settings(args), indent=1) + "\n")
+    for anomaly in (c for c in classes if c not in carried):
         work = args.out / "work" / f"class_{anomaly}"
         shutil.rmtree(work, ignore_errors=True)
         train, test_normal, test_anomalous = split_one_class(labels, anomaly, args.seed, args.max_train)
@@ -389,15 +470,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"    AnoGAN {row['variant']:34s} AUROC {row['auroc']:.3f}  AUPRC {row['auprc']:.3f}  "
                           f"{row['test_images_per_s']:.1f} test images/s", flush=True)
                 write_search(searches, args.out, command)
-            write_outputs(rows, args.out, command)  # after every run: nothing is lost if a later one fails
+            write_outputs(rows, args.out, command, carried)  # after every run: nothing is lost if a later one fails
         shutil.rmtree(work, ignore_errors=True)
-    print(table(rows, command))
+    if rows:
+        write_outputs(rows, args.out, command, carried)
+    print(table(rows, command, carried))
     if args.docs:  # the tables go between their markers in docs/*.md, the prose around them stays
         from sample_sets import write_generated_block
 
         for name in ("oneclass.csv", "oneclass.png"):
             shutil.copyfile(args.out / name, REPO / "docs" / name)
-        write_generated_block(REPO / "docs" / "oneclass.md", "oneclass", table(rows, command), "One-class protocol")
+        write_generated_block(REPO / "docs" / "oneclass.md", "oneclass", table(rows, command, carried),
+                              "One-class protocol")
         if searches:
             body = (args.out / "anogan_search.md").read_text().split("\n", 2)[2].strip()
             write_generated_block(REPO / "docs" / "anogan_search.md", "anogan-search", body,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import sys
 from pathlib import Path
 
@@ -206,3 +207,32 @@ def test_one_class_benchmark_runs_on_an_npz_and_writes_its_table(tmp_path: Path)
     assert float(rows[4]["train_s"]) > members  # the ensemble's time includes its members' training
     assert (out / "oneclass.png").stat().st_size > 1000
     assert "mean AUPRC" in (out / "oneclass.md").read_text()
+
+
+def test_one_class_benchmark_resumes_the_classes_it_has_and_refuses_other_settings(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    made = ["--data", "digits", "--out", str(out), "--anomaly-classes", "0,1", "--models", "EGBAD,anomalib.Ganomaly",
+            "--presets", "paper", "--epochs", "7", "--batch-size", "8"]
+    runs = [("EGBAD", "paper"), ("anomalib.Ganomaly", "default")]
+    figures = {"auroc": 0.75, "auprc": 0.5, "train_s": 3.0, "test_images_per_s": 10.0}
+    rows = [{"model": m, "preset": p, "anomaly_class": 0, **figures} for m, p in runs]
+    rows.append({"model": "EGBAD", "preset": "paper", "anomaly_class": 1, **figures})  # class 1 stopped part way
+    oneclass.write_csv(rows, out / "oneclass.csv", oneclass.COLUMNS)
+    # a folder from before settings.json: the command recorded in its report stands for the settings
+    (out / "oneclass.md").write_text("# One-class protocol\n\n`python benchmarks/oneclass.py " + " ".join(made) + "`\n")
+    parser = oneclass.build_parser()
+    again = [*made[:5], "2", *made[6:], "--resume"]  # other classes, the same settings
+    kept, searches = oneclass.resumed_rows(out, parser, parser.parse_args(again), runs)
+    assert kept == rows[:2] and searches == []
+    other = [*again[:-4], "8", "--batch-size", "16", "--resume"]
+    with pytest.raises(SystemExit, match=r"--epochs 7 there, 8 now; --batch-size 8 there, 16 now"):
+        oneclass.resumed_rows(out, parser, parser.parse_args(other), runs)
+    with pytest.raises(SystemExit, match="nothing to go on from"):
+        oneclass.resumed_rows(tmp_path / "empty", parser, parser.parse_args(again), runs)
+
+    # every class asked for is there: nothing trains, the table says where its rows came from
+    assert oneclass.main([*made[:5], "0", *made[6:], "--resume"]) == 0
+    assert oneclass.read_csv(out / "oneclass.csv") == rows[:2]
+    assert "Anomaly classes 0 carried over" in (out / "oneclass.md").read_text()
+    assert json.loads((out / "settings.json").read_text())["epochs"] == 7
