@@ -247,7 +247,7 @@ def mean_rows(rows: list[dict]) -> list[dict]:
     return means
 
 
-def table(rows: list[dict], command: str, carried: list[int] = ()) -> str:
+def table(rows: list[dict], command: str, carried: tuple[int, ...] = ()) -> str:
     classes = sorted({int(row["anomaly_class"]) for row in rows})
     lines = [f"`{command}`", ""]
     if carried:
@@ -309,7 +309,7 @@ def read_csv(path: Path) -> list[dict]:
                 for row in csv.DictReader(handle)]
 
 
-def write_outputs(rows: list[dict], out: Path, command: str, carried: list[int] = ()) -> None:
+def write_outputs(rows: list[dict], out: Path, command: str, carried: tuple[int, ...] = ()) -> None:
     write_csv(rows, out / "oneclass.csv", COLUMNS)
     (out / "oneclass.md").write_text("# One-class protocol\n\n" + table(rows, command, carried) + "\n")
     plot(rows, out / "oneclass.png")
@@ -317,9 +317,8 @@ def write_outputs(rows: list[dict], out: Path, command: str, carried: list[int] 
 
 def run_settings(args: argparse.Namespace) -> dict:
     """The options that decide the figures, as JSON values."""
-    return {name: None if getattr(args, name) is None else
-            str(getattr(args, name)) if isinstance(getattr(args, name), Path) else getattr(args, name)
-            for name in SETTINGS}
+    values = {name: getattr(args, name) for name in SETTINGS}
+    return {name: str(value) if isinstance(value, Path) else value for name, value in values.items()}
 
 
 def earlier_settings(out: Path, parser: argparse.ArgumentParser) -> dict:
@@ -438,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     logging.getLogger("anomalib").setLevel(logging.ERROR)
     rows, searches = resumed_rows(args.out, parser, args, runs) if args.resume else ([], [])
-    carried = sorted({row["anomaly_class"] for row in rows})
+    carried = tuple(sorted({row["anomaly_class"] for row in rows}))
     if carried:
         print(f"resuming {args.out}: anomaly classes {', '.join(map(str, carried))} already measured", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
