@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py [--models GANomaly EGBAD AnoGAN] [--categories weave flange stone mesh label]
                                   [--seeds 0 1 2] [--no-baseline] [--set KEY=VALUE ...] [--write] [--kinds]
+                                  [--redraw]
 
 For each category (sample_data/, or generated into results/generated/), seed and model: `ganad train --config
 configs/<model>.yaml` (train, then anomalib's test: image AUROC and F1, pixel AUROC and AUPRO), then the
@@ -11,7 +12,8 @@ share of defective parts caught there and at a 1 % false-alarm rate, and test im
 anomalib's own Ganomaly (256 x 256, its defaults) trains in the same run for the same seconds as our GANomaly
 took (Lightning's max_time) and is scored the same way (image only: it has no map).
 With --write, after every run: this run's rows merged into docs/accuracy.csv (every run), then docs/accuracy.png (bar
-chart) and the table in docs/accuracy.md between its generated markers redrawn from all of them. --set changes one
+chart), the table in docs/accuracy.md and each model README's table between their generated markers redrawn from
+all of them (--redraw: only that, from docs/accuracy.csv). --set changes one
 config value for an ablation (`model.evidence.memory_weight=0`). --kinds trains nothing: it scores the test split
 again with the checkpoints a run left and prints the image AUROC of each defect kind.
 """
@@ -187,7 +189,34 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
     write_generated_block(page, "accuracy.py", f"{made_by(rows)}\n\nMean over seeds, (min-max) in brackets; every run "
                           "in `docs/accuracy.csv` (its `made_by` column: the run that measured it), chart "
                           f"`docs/accuracy.png`.\n\n{table}", "Accuracy")
-    print(f"wrote {page}, {docs / 'accuracy.csv'} and {docs / 'accuracy.png'}")
+    readmes = []
+    for model in models:
+        readme = REPO / "ganad_plugin" / "models" / model.lower() / "README.md"
+        if readme.is_file() and any(r["model"] == model for r in rows):
+            write_generated_block(readme, "accuracy.py", model_table(rows, model, categories), model)
+            readmes.append(str(readme))
+    print(f"wrote {page}, {docs / 'accuracy.csv'}, {docs / 'accuracy.png'} and " + ", ".join(readmes))
+
+
+def model_table(rows: list[dict], model: str, categories: list[str]) -> str:
+    """Markdown for a model's README: per category its seeds, mean image AUROC (lowest seed in brackets), mean pixel
+    AUROC, good parts flagged and defects caught at the baked threshold, and the range of fit seconds."""
+    head = ("| category | seeds | image AUROC | pixel AUROC | good parts flagged NG | defects caught at the baked "
+            "threshold | `ganad train` s |")
+    lines = [head, "|" + "---|" * 7]
+    for category in categories:
+        cells = [r for r in rows if r["category"] == category and r["model"] == model]
+        if not cells:
+            continue
+        image, pixel, flagged, caught, seconds = (
+            np.array([r[column] for r in cells], float)
+            for column in ("image_auroc", "pixel_auroc", "false_alarm_rate", "caught_at_threshold", "train_s")
+        )
+        lines.append(
+            f"| {category} | {len(cells)} | {image.mean():.3f} ({image.min():.3f}) | {pixel.mean():.3f} | "
+            f"{100 * flagged.mean():.0f} % | {100 * caught.mean():.0f} % | {seconds.min():.0f}-{seconds.max():.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def made_by(rows: list[dict]) -> str:
@@ -239,6 +268,9 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="leave anomalib's Ganomaly out")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config changes for an ablation")
     parser.add_argument("--write", action="store_true", help="write docs/accuracy.{md,csv,png}")
+    parser.add_argument("--redraw", action="store_true",
+                        help="train nothing: redraw docs/accuracy.{md,png} and the model READMEs' tables from "
+                             "docs/accuracy.csv")
     parser.add_argument("--kinds", action="store_true",
                         help="train nothing: print the image AUROC of each test defect kind for the checkpoints an "
                              "earlier run left (the same --models, --categories, --seeds and --set)")
@@ -247,6 +279,9 @@ def main() -> None:
     if bad:
         parser.error(f"--set takes KEY=VALUE, got {bad}")
     torch.set_num_threads(2)
+    if args.redraw:
+        write([], args.models, args.categories)
+        return
     if args.kinds:
         print(kinds_table(args.models, args.categories, args.seeds, args.set))
         return

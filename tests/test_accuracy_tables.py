@@ -1,0 +1,38 @@
+"""The accuracy benchmark's tables: a model README's rows are computed from every run of docs/accuracy.csv."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import accuracy
+from sample_sets import write_generated_block
+
+
+def run(model: str, category: str, seed: int, image: float, flagged: float, seconds: float) -> dict:
+    return {"model": model, "category": category, "seed": seed, "image_auroc": image, "pixel_auroc": image - 0.1,
+            "false_alarm_rate": flagged, "caught_at_threshold": 0.5, "train_s": seconds}
+
+
+def test_a_model_readme_table_gives_the_mean_the_lowest_seed_and_the_fit_seconds_of_that_model_only() -> None:
+    rows = [run("EGBAD", "stone", 0, 0.80, 0.0, 250.4), run("EGBAD", "stone", 1, 0.70, 0.10, 300.6),
+            run("GANomaly", "stone", 0, 0.99, 0.0, 100.0), run("EGBAD", "mesh", 0, 0.95, 0.05, 280.0)]
+    table = accuracy.model_table(rows, "EGBAD", ["weave", "stone", "mesh"]).splitlines()
+    assert table[2:] == [
+        "| stone | 2 | 0.750 (0.700) | 0.650 | 5 % | 50 % | 250-301 |",
+        "| mesh | 1 | 0.950 (0.950) | 0.850 | 5 % | 50 % | 280-280 |",
+    ]
+    assert len(table[0].split("|")) == len(table[2].split("|"))
+
+
+def test_a_redrawn_readme_table_leaves_the_rest_of_the_readme_as_it_was(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# EGBAD\n\nBefore.\n\n<!-- accuracy.py: begin -->\nold table\n<!-- accuracy.py: end -->\n\nAfter.\n")
+    table = accuracy.model_table([run("EGBAD", "stone", 0, 0.8, 0.0, 250.0)], "EGBAD", ["stone"])
+    write_generated_block(readme, "accuracy.py", table, "EGBAD")
+    assert readme.read_text() == (
+        f"# EGBAD\n\nBefore.\n\n<!-- accuracy.py: begin -->\n{table}\n<!-- accuracy.py: end -->\n\nAfter.\n"
+    )
