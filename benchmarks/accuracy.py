@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--no-baseline", action="store_true", help="leave anomalib's Ganomaly out")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config changes for an ablation")
-    parser.add_argument("--write", action="store_true", help="write docs/accuracy.{md,csv,png}")
+    parser.add_argument("--write", action="store_true", help="write docs/accuracy.{md,csv,png} and the model READMEs' tables")
     parser.add_argument("--redraw", action="store_true",
                         help="train nothing: redraw docs/accuracy.{md,png} and the model READMEs' tables from "
                              "docs/accuracy.csv")
