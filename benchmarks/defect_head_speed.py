@@ -2,10 +2,11 @@
 channels-last, and bf16 autocast (channels-last), and the whole ``DefectHead.fit`` as ``fit_normal`` runs it.
 
     python benchmarks/defect_head_speed.py [--threads 2] [--steps 30] [--widths 32 48] [--schedules constant cosine]
-        [--write]
+        [--fine 1 3] [--write]
 
-The head's width and learning-rate schedule are the configs' (``evidence.defect_width``, ``evidence.defect_schedule``)
-unless ``--widths`` or ``--schedules`` name others: each whole fit is timed with each.
+The head's width, learning-rate schedule and full-resolution convolutions are the configs' (``evidence.defect_width``,
+``evidence.defect_schedule``, ``evidence.defect_fine``) unless ``--widths``, ``--schedules`` or ``--fine`` name others:
+each whole fit is timed with each.
 
 bf16 is timed only where the CPU has bf16 units (elsewhere torch emulates it, slower). With --write the table goes to
 docs/speed.md between generated markers, under the command that made it.
@@ -14,6 +15,7 @@ docs/speed.md between generated markers, under the command that made it.
 from __future__ import annotations
 
 import argparse
+import itertools
 import shlex
 import statistics
 import sys
@@ -38,10 +40,10 @@ from ganad_plugin.models.components.settings import LR_SCHEDULES, Evidence  # no
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seconds_a_batch(channels_last: bool, bf16: bool, steps: int, width: int) -> float:
+def seconds_a_batch(channels_last: bool, bf16: bool, steps: int, width: int, fine: int) -> float:
     """Median seconds of one training batch of random crops with random masks (after 3 warm-up batches)."""
     torch.manual_seed(0)
-    head = DefectHead(3, width)
+    head = DefectHead(3, width, fine=fine)
     batch = torch.rand(BATCH_SIZE, 3, CROP_PX, CROP_PX)
     masks = (torch.rand(BATCH_SIZE, 1, CROP_PX, CROP_PX) > 0.9).float()
     if channels_last:
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--widths", nargs="*", type=int, default=[Evidence().defect_width])
     parser.add_argument("--schedules", nargs="*", choices=LR_SCHEDULES, default=[Evidence().defect_schedule])
+    parser.add_argument("--fine", nargs="*", type=int, default=[Evidence().defect_fine])
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,20 +78,24 @@ def main() -> None:
         variants["bf16 autocast, channels-last"] = (True, True)
     images = torch.rand(66, 3, 256, 256)  # a validation category's training images the head sees (3 in 4 of 88)
     steps = Evidence().defect_steps  # the default, as fit_normal runs it
-    lines = ["| width | training batch | seconds | speed-up over f32 |", "|---|---|---:|---:|"]
+    lines = ["| width | full-resolution convolutions | training batch | seconds | speed-up over f32 |",
+             "|---|---|---|---:|---:|"]
     fits = []
-    for width in args.widths:
-        rows = {name: seconds_a_batch(*settings, args.steps, width) for name, settings in variants.items()}
-        lines += [f"| {width} | {name} | {seconds:.3f} | {rows['f32'] / seconds:.2f}x |" for name, seconds in rows.items()]
+    for width, fine in itertools.product(args.widths, args.fine):
+        rows = {name: seconds_a_batch(*settings, args.steps, width, fine) for name, settings in variants.items()}
+        lines += [f"| {width} | {fine} | {name} | {seconds:.3f} | {rows['f32'] / seconds:.2f}x |"
+                  for name, seconds in rows.items()]
         for schedule in args.schedules:
             start = time.perf_counter()
-            DefectHead(3, width).fit(images, steps, average=Evidence().defect_average, cosine=schedule == "cosine")
-            fits.append(f"{time.perf_counter() - start:.1f} s at width {width}, {schedule} rate")
+            DefectHead(3, width, fine=fine).fit(images, steps, average=Evidence().defect_average,
+                                                cosine=schedule == "cosine")
+            fits.append(f"{time.perf_counter() - start:.1f} s at width {width}, {fine} full-resolution, {schedule} rate")
     table = "\n".join(lines) + (
         f"\n\n`DefectHead.fit` as `fit_normal` runs it ({min(steps, STEPS_PER_IMAGE * 66)} batches: the default {steps}, "
         f"at most {STEPS_PER_IMAGE} an image; defects drawn on 66 images of 256 px, bf16 "
         f"{'on' if has_bf16 else 'off: no bf16 units'}; weight average {Evidence().defect_average}), on {args.threads} "
-        f"threads: {', '.join(fits)} (the configs': width {Evidence().defect_width}, {Evidence().defect_schedule} rate).")
+        f"threads: {', '.join(fits)} (the configs': width {Evidence().defect_width}, {Evidence().defect_fine} full-resolution, "
+        f"{Evidence().defect_schedule} rate).")
     print(table)
     if args.write:
         command = shlex.join(["python", "benchmarks/defect_head_speed.py", *sys.argv[1:]])

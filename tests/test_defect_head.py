@@ -197,7 +197,7 @@ def test_a_pair_of_heads_trains_from_seeds_0_and_1_and_the_map_is_their_mean() -
     first, second = net.defect_heads()
     assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))
     # the second head is the head that seed 1 trains on the same images, nothing else
-    alone = DefectHead(3, evidence.defect_width)
+    alone = DefectHead(3, evidence.defect_width, fine=evidence.defect_fine)
     alone.fit(normal[[0, 1, 2, 4, 5, 6]], 3, seed=1, average=evidence.defect_average,
               cosine=evidence.defect_schedule == "cosine")
     for mine, theirs in zip(alone.state_dict().values(), second.state_dict().values(), strict=True):
@@ -224,6 +224,11 @@ def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked(
     for width in (0, 3):
         with pytest.raises(ValueError, match="defect_width"):
             Evidence(defect_width=width)
+    fine = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_width=16, defect_fine=3))
+    full_resolution = [[layer[0].stride for layer in head.body].index((2, 2)) for head in fine.defect_heads()]
+    assert full_resolution == [3, 3]  # three convolutions before the first strided one
+    with pytest.raises(ValueError, match="defect_fine"):
+        Evidence(defect_fine=0)
     with pytest.raises(ValueError, match="defect_schedule"):
         Evidence(defect_schedule="linear")
 
@@ -240,4 +245,5 @@ def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path
     assert loaded.defect_heads == 1
     assert loaded.defect_width == 32  # the width every head had before the setting existed
     assert loaded.defect_schedule == "constant"  # the learning rate every head had before the setting existed
+    assert loaded.defect_fine == 1  # one full-resolution convolution, as every head before the setting
     assert GanomalyModel(network=SMALL, evidence=loaded).defect is None

@@ -58,21 +58,27 @@ def _conv(inputs: int, outputs: int, stride: int = 1, dilation: int = 1) -> nn.S
 class DefectHead(nn.Module):
     """Images [B, C, H, W] in [0, 1] -> the logit that each place is a defect [B, 1, H, W].
 
-    One full-resolution convolution (thin lines survive it), two strided ones to a quarter of the size, four
-    dilated ones (a view of about 70 px, a scratch's length), a 1 x 1 to the logit, upsampled back.
+    One full-resolution convolution (thin lines survive it; ``fine`` of them), two strided ones to a quarter of the
+    size, four dilated ones (a view of about 70 px, a scratch's length), a 1 x 1 to the logit, upsampled back.
 
     Args:
         channels: image channels.
         width: channels of the inner layers.
+        fine: convolutions at full resolution before the first strided one (1: the shipped head; more see a thin
+            line's profile over a wider window before it is subsampled).
         reference: the head also sees a reference image of the same size (the GAN's reconstruction), channels
             stacked after the image's.
     """
 
-    def __init__(self, channels: int, width: int = 32, reference: bool = False) -> None:
+    def __init__(self, channels: int, width: int = 32, reference: bool = False, fine: int = 1) -> None:
         super().__init__()
+        if fine < 1:
+            msg = f"a defect head needs at least one full-resolution convolution (fine >= 1), got fine={fine}"
+            raise ValueError(msg)
         self.reference = reference
         self.body = nn.Sequential(
-            _conv(channels * (2 if reference else 1), width // 2), _conv(width // 2, width, stride=2), _conv(width, width, stride=2),
+            _conv(channels * (2 if reference else 1), width // 2), *(_conv(width // 2, width // 2) for _ in range(fine - 1)),
+            _conv(width // 2, width, stride=2), _conv(width, width, stride=2),
             *(_conv(width, width, dilation=d) for d in (1, 2, 4, 8)),
         )
         self.logit = nn.Conv2d(width, 1, 1)

@@ -24,7 +24,7 @@ SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "c
                                 "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1,
                                 "defect_average": 0.0, "defect_heads": 1,
                                 "defect_smoothing": True, "defect_width": 32,
-                                "colour_surround_sigma_px": 0.0, "defect_schedule": "constant"}
+                                "colour_surround_sigma_px": 0.0, "defect_schedule": "constant", "defect_fine": 1}
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,11 @@ class Evidence:
             48 against 32 raised every model's validation mean image / pixel AUROC by 0.024-0.034 / 0.028-0.031, for
             about 1.6 times a head's training time (29.9 -> 47.1 s, `benchmarks/defect_head_speed.py`; docs/selection.md,
             eighteenth run).
+        defect_fine: convolutions of each defect head at full resolution before it subsamples (1 before; more see a
+            thin line's profile over a wider window first). 3 against 1 raised every model's validation mean image /
+            pixel AUROC over weave, flange and stone on two draws of heads (+0.011-0.034 / +0.016-0.031; stone's thin
+            scratches 0.52-0.55 -> 0.60-0.67 per kind), for about twice a head's training time (docs/selection.md,
+            twenty-fifth run; docs/speed.md).
         defect_smoothing: the defect map is smoothed like the others (``smoothing_sigma_px``); False leaves it as
             the heads give it, already coherent (they work at a quarter of the input's resolution and their logits
             are upsampled smoothly), so that a second blur does not dilute a thin or small defect's response.
@@ -202,6 +207,7 @@ class Evidence:
     defect_heads: int = 2
     defect_smoothing: bool = True
     defect_width: int = 48
+    defect_fine: int = 3
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
@@ -243,6 +249,9 @@ class Evidence:
             raise ValueError(msg)
         if self.defect_width < 2 or self.defect_width % 2:
             msg = f"evidence.defect_width must be an even number of channels >= 2, got {self.defect_width}"
+            raise ValueError(msg)
+        if self.defect_fine < 1:
+            msg = f"evidence.defect_fine must be at least 1 (full-resolution convolutions of a head), got {self.defect_fine}"
             raise ValueError(msg)
         if self.defect_heads < 1:
             msg = (f"evidence.defect_heads must be at least 1 (defect_weight 0 turns the map off), "
