@@ -144,11 +144,11 @@ class Evidence:
             48 against 32 raised every model's validation mean image / pixel AUROC by 0.024-0.034 / 0.028-0.031, for
             about 1.6 times a head's training time (29.9 -> 47.1 s, `benchmarks/defect_head_speed.py`; docs/selection.md,
             eighteenth run).
-        defect_fine: convolutions of each defect head at full resolution before it subsamples (1 before; more see a
+        defect_fine: convolutions of each defect head at full resolution before it subsamples (1: one; more see a
             thin line's profile over a wider window first). 3 against 1 raised every model's validation mean image /
             pixel AUROC over weave, flange and stone on two draws of heads (+0.011-0.034 / +0.016-0.031; stone's thin
-            scratches 0.52-0.55 -> 0.60-0.67 per kind), for about twice a head's training time (docs/selection.md,
-            twenty-fifth run; docs/speed.md).
+            scratches 0.52-0.55 -> 0.60-0.67), for twice a head's training time; not yet the default: it doubled the
+            test suite's time and a fit reached the 10-minute line (docs/selection.md, twenty-fifth run).
         defect_smoothing: the defect map is smoothed like the others (``smoothing_sigma_px``); False leaves it as
             the heads give it, already coherent (they work at a quarter of the input's resolution and their logits
             are upsampled smoothly), so that a second blur does not dilute a thin or small defect's response.
@@ -207,7 +207,7 @@ class Evidence:
     defect_heads: int = 2
     defect_smoothing: bool = True
     defect_width: int = 48
-    defect_fine: int = 3
+    defect_fine: int = 1
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
