@@ -357,6 +357,22 @@ TWENTY_FIFTH: dict[str, dict] = {
         **TWENTY_SECOND["current, head averaged 0.99, heads 2+3, head width 48, cosine"], "head_fine": fine}
     for fine in (2, 3)
 }
+# The twenty-sixth run: the twenty-fifth's three full-resolution convolutions, narrower (24 channels at width 48 cost
+# a head twice its training time; the suite's and a fit's time budgets refused it)
+TWENTY_SIXTH: dict[str, dict] = {
+    f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine, fine 3 of {channels}": {
+        **TWENTY_SECOND[f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine"], "head_fine": 3,
+        "head_fine_width": channels}
+    for first, second in ((0, 1), (2, 3)) for channels in (8, 16)
+}
+# The twenty-seventh run: the twenty-fifth's three full-resolution convolutions of 24 channels for half the head's
+# batches (400 of 800), about the shipped head's training time
+TWENTY_SEVENTH: dict[str, dict] = {
+    f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine, fine 3, 400 steps": {
+        **TWENTY_SECOND[f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine"], "head_fine": 3,
+        "defect_steps": 400}
+    for first, second in ((0, 1), (2, 3))
+}
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
@@ -402,6 +418,8 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_SECOND.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_FOURTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_FIFTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_SIXTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_SEVENTH.items()})
 # before the colour map, the defect head, per-place spreads, the tent window and the periodic part existed every variant
 # had none of them (and until the seventeenth every map was smoothed)
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, "patch_window": "flat",
@@ -464,11 +482,11 @@ def defect_evidence(steps: int, train: torch.Tensor, test: torch.Tensor, seed: i
                     reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     extra: torch.Tensor | None = None, average: float = 0.0, width: int = 32,
                     steps_per_image: int = STEPS_PER_IMAGE, cosine: bool = False,
-                    line_share: float = LINE_SHARE, fine: int = 1) -> tuple[torch.Tensor, ...]:
+                    line_share: float = LINE_SHARE, fine: int = 1, fine_width: int = 0) -> tuple[torch.Tensor, ...]:
     """The defect head's map trained as ``fit_normal`` trains it (on the three in four training images that fill
     the memory; with ``reconstruct``, a head that sees the GAN's reconstruction beside each image): (maps of the
     held-out training images that calibrate, maps of the test images[, maps of ``extra``])."""
-    head = DefectHead(train.shape[1], width, reference=reconstruct is not None, fine=fine)
+    head = DefectHead(train.shape[1], width, reference=reconstruct is not None, fine=fine, fine_width=fine_width)
     first = train[:256]
     head.fit(first[[i for i in range(len(first)) if i % 4 != 3]], steps, seed=seed, reconstruct=reconstruct,
              average=average, steps_per_image=steps_per_image, cosine=cosine, line_share=line_share)
@@ -614,6 +632,7 @@ def main() -> None:
                 head_clean = settings.pop("head_normal_share", defect_head.NORMAL_SHARE)
                 head_faintest = settings.pop("head_faintest", defect_head.FAINTEST)
                 head_fine = settings.pop("head_fine", 1)
+                head_fine_width = settings.pop("head_fine_width", 0)
                 evidence = dataclasses.replace(Evidence(), **settings)
                 key = tuple(getattr(evidence, name) for name in RAW_KEYS)
                 if key not in raws:
@@ -649,7 +668,7 @@ def main() -> None:
                 if "head_seed" in VARIANTS[evidence_variant]:  # the seventh run on: the length capped by the images
                     steps = min(steps, head_cap * len([i for i in range(len(train[:256])) if i % 4 != 3]))
                 head_key = (steps, head_seeds, evidence.defect_reference, head_average, evidence.defect_width,
-                            head_cosine, head_lines, head_clean, head_faintest, head_fine)
+                            head_cosine, head_lines, head_clean, head_faintest, head_fine, head_fine_width)
                 if head_key not in defects or (refit and ("defect", head_key) not in drawn_maps):
                     # the head trains for minutes: cached beside the checkpoint, a head a seed; a pair of heads
                     # (the fifteenth run) is the mean of its members' maps
@@ -666,6 +685,7 @@ def main() -> None:
                         seeded += f"_clean{head_clean:g}" if head_clean != defect_head.NORMAL_SHARE else ""
                         seeded += f"_faintest{head_faintest:g}" if head_faintest != defect_head.FAINTEST else ""
                         seeded += f"_fine{head_fine}" if head_fine != 1 else ""
+                        seeded += f"_of{head_fine_width}" if head_fine_width else ""
                         name = f"defect_evidence_{steps}{seeded}.pt"
                         # a head that does not see the GAN's reconstruction depends on the category's images only:
                         # one cache for every model and training variant of the category (the sixteenth run on)
@@ -685,7 +705,7 @@ def main() -> None:
                                                         extra=drawn[0] if refit else None, average=head_average,
                                                         width=evidence.defect_width, steps_per_image=head_cap,
                                                         cosine=head_cosine, line_share=head_lines,
-                                                        fine=head_fine)
+                                                        fine=head_fine, fine_width=head_fine_width)
                             cache.parent.mkdir(parents=True, exist_ok=True)
                             torch.save(found, cache)
                         members.append(found)
@@ -847,6 +867,10 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         block = "selection.py head fine layers"
         if all("heads 2+3" in variant for variant in args.variants):
             block = "selection.py head fine layers, second draw"
+    if set(args.variants) & set(TWENTY_SIXTH):
+        block = "selection.py narrow fine layers"
+    if set(args.variants) & set(TWENTY_SEVENTH):
+        block = "selection.py fine layers, half the steps"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "

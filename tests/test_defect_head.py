@@ -197,7 +197,7 @@ def test_a_pair_of_heads_trains_from_seeds_0_and_1_and_the_map_is_their_mean() -
     first, second = net.defect_heads()
     assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))
     # the second head is the head that seed 1 trains on the same images, nothing else
-    alone = DefectHead(3, evidence.defect_width, fine=evidence.defect_fine)
+    alone = DefectHead(3, evidence.defect_width, fine=evidence.defect_fine, fine_width=evidence.defect_fine_width)
     alone.fit(normal[[0, 1, 2, 4, 5, 6]], 3, seed=1, average=evidence.defect_average,
               cosine=evidence.defect_schedule == "cosine")
     for mine, theirs in zip(alone.state_dict().values(), second.state_dict().values(), strict=True):
@@ -227,8 +227,16 @@ def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked(
     fine = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_width=16, defect_fine=3))
     full_resolution = [[layer[0].stride for layer in head.body].index((2, 2)) for head in fine.defect_heads()]
     assert full_resolution == [3, 3]  # three convolutions before the first strided one
+    assert [head.body[1][0].out_channels for head in fine.defect_heads()] == [8, 8]  # half the width by default
+    narrow_fine = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_width=16, defect_fine=3,
+                                                                 defect_fine_width=4))
+    for head in narrow_fine.defect_heads():
+        assert [layer[0].out_channels for layer in head.body[:4]] == [4, 4, 4, 16]  # then the strided one to 16
+        assert head(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
     with pytest.raises(ValueError, match="defect_fine"):
         Evidence(defect_fine=0)
+    with pytest.raises(ValueError, match="defect_fine_width"):
+        Evidence(defect_fine_width=-1)
     with pytest.raises(ValueError, match="defect_schedule"):
         Evidence(defect_schedule="linear")
 
@@ -246,4 +254,5 @@ def test_settings_saved_before_the_defect_head_existed_load_with_it_off(tmp_path
     assert loaded.defect_width == 32  # the width every head had before the setting existed
     assert loaded.defect_schedule == "constant"  # the learning rate every head had before the setting existed
     assert loaded.defect_fine == 1  # one full-resolution convolution, as every head before the setting
+    assert loaded.defect_fine_width == 0  # of half the head's width
     assert GanomalyModel(network=SMALL, evidence=loaded).defect is None

@@ -66,19 +66,26 @@ class DefectHead(nn.Module):
         width: channels of the inner layers.
         fine: convolutions at full resolution before the first strided one (1: the shipped head; more see a thin
             line's profile over a wider window before it is subsampled).
+        fine_width: channels of the full-resolution convolutions (0: half of ``width``); they cost the most a
+            channel, working on 16 times the places of the inner layers.
         reference: the head also sees a reference image of the same size (the GAN's reconstruction), channels
             stacked after the image's.
     """
 
-    def __init__(self, channels: int, width: int = 32, reference: bool = False, fine: int = 1) -> None:
+    def __init__(self, channels: int, width: int = 32, reference: bool = False, fine: int = 1,
+                 fine_width: int = 0) -> None:
         super().__init__()
         if fine < 1:
             msg = f"a defect head needs at least one full-resolution convolution (fine >= 1), got fine={fine}"
             raise ValueError(msg)
+        if fine_width < 0:
+            msg = f"a defect head's full-resolution channels must be >= 0 (0: half its width), got fine_width={fine_width}"
+            raise ValueError(msg)
         self.reference = reference
+        full = fine_width or width // 2
         self.body = nn.Sequential(
-            _conv(channels * (2 if reference else 1), width // 2), *(_conv(width // 2, width // 2) for _ in range(fine - 1)),
-            _conv(width // 2, width, stride=2), _conv(width, width, stride=2),
+            _conv(channels * (2 if reference else 1), full), *(_conv(full, full) for _ in range(fine - 1)),
+            _conv(full, width, stride=2), _conv(width, width, stride=2),
             *(_conv(width, width, dilation=d) for d in (1, 2, 4, 8)),
         )
         self.logit = nn.Conv2d(width, 1, 1)

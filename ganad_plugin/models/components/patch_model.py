@@ -75,12 +75,13 @@ class PatchAnomalyModel(nn.Module):
                              evidence.colour_surround_sigma_px) if "colour" in active else None
         )
         heads = evidence.defect_heads if "defect" in active else 0
-        self.defect = DefectHead(channels, evidence.defect_width, evidence.defect_reference,
-                                 evidence.defect_fine) if heads else None
+        self.defect = DefectHead(channels, evidence.defect_width, evidence.defect_reference, evidence.defect_fine,
+                                 evidence.defect_fine_width) if heads else None
         # a pair (or more) of heads, each trained from its own seed, whose probabilities are averaged: the others
         # beside the first, so that a checkpoint of one head loads as it was saved
         self.defect_others = nn.ModuleList(
-            DefectHead(channels, evidence.defect_width, evidence.defect_reference, evidence.defect_fine)
+            DefectHead(channels, evidence.defect_width, evidence.defect_reference, evidence.defect_fine,
+                       evidence.defect_fine_width)
             for _ in range(heads - 1))
         self.defect_steps = evidence.defect_steps
         self.defect_average = evidence.defect_average

@@ -24,7 +24,8 @@ SETTINGS_BEFORE_THEY_EXISTED = {"colour_weight": 0.0, "colour_sigma_px": 4.0, "c
                                 "position_periodic": False, "weights_from_defects": "off", "memory_pooling": 1,
                                 "defect_average": 0.0, "defect_heads": 1,
                                 "defect_smoothing": True, "defect_width": 32,
-                                "colour_surround_sigma_px": 0.0, "defect_schedule": "constant", "defect_fine": 1}
+                                "colour_surround_sigma_px": 0.0, "defect_schedule": "constant", "defect_fine": 1,
+                                "defect_fine_width": 0}
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,10 @@ class Evidence:
             pixel AUROC over weave, flange and stone on two draws of heads (+0.011-0.034 / +0.016-0.031; stone's thin
             scratches 0.52-0.55 -> 0.60-0.67), for twice a head's training time; not yet the default: it doubled the
             test suite's time and a fit reached the 10-minute line (docs/selection.md, twenty-fifth run).
+        defect_fine_width: channels of those full-resolution convolutions (0: half of ``defect_width``); they cost
+            the most a channel (16 times the places of a head's inner layers). Three of 8 or 16 channels, at 1.2 times
+            a head's training time, were not better on validation than the shipped one of 24 (docs/selection.md,
+            twenty-sixth run).
         defect_smoothing: the defect map is smoothed like the others (``smoothing_sigma_px``); False leaves it as
             the heads give it, already coherent (they work at a quarter of the input's resolution and their logits
             are upsampled smoothly), so that a second blur does not dilute a thin or small defect's response.
@@ -208,6 +213,7 @@ class Evidence:
     defect_smoothing: bool = True
     defect_width: int = 48
     defect_fine: int = 1
+    defect_fine_width: int = 0
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
@@ -252,6 +258,10 @@ class Evidence:
             raise ValueError(msg)
         if self.defect_fine < 1:
             msg = f"evidence.defect_fine must be at least 1 (full-resolution convolutions of a head), got {self.defect_fine}"
+            raise ValueError(msg)
+        if self.defect_fine_width < 0:
+            msg = (f"evidence.defect_fine_width must be >= 0 (channels of a head's full-resolution convolutions; "
+                   f"0: half of defect_width), got {self.defect_fine_width}")
             raise ValueError(msg)
         if self.defect_heads < 1:
             msg = (f"evidence.defect_heads must be at least 1 (defect_weight 0 turns the map off), "
