@@ -373,6 +373,20 @@ TWENTY_SEVENTH: dict[str, dict] = {
         "defect_steps": 400}
     for first, second in ((0, 1), (2, 3))
 }
+# The twenty-eighth run: the shipped head's one full-resolution convolution narrower, 16 channels instead of half the
+# width (24): a quarter less head time (docs/speed.md), a speed change that ships only if validation holds on both
+# draws; and a third draw of the shipped heads (seeds 4 and 5): the first two disagreed on every head change of runs
+# 25-27, so the third tells how far a draw alone moves a score
+SHIPPED_PAIRS = TWENTY_SECOND | {
+    "current, head averaged 0.99, heads 4+5, head width 48, cosine": {**SHIPPED_PAIR, "head_seed": 4, "head_seeds": (4, 5)}}
+TWENTY_EIGHTH: dict[str, dict] = {
+    "current, head averaged 0.99, heads 4+5, head width 48, cosine": SHIPPED_PAIRS[
+        "current, head averaged 0.99, heads 4+5, head width 48, cosine"]} | {
+    f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine, fine 1 of 16": {
+        **SHIPPED_PAIRS[f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine"],
+        "head_fine_width": 16}
+    for first, second in ((0, 1), (2, 3), (4, 5))
+}
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
 # Each training variant is a separate fit (config changes as on the command line); "config" is the shipped config
@@ -420,6 +434,7 @@ VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_FIFTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_SIXTH.items()})
 VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_SEVENTH.items()})
+VARIANTS.update({name: {**CURRENT_DEFAULTS, **change} for name, change in TWENTY_EIGHTH.items()})
 # before the colour map, the defect head, per-place spreads, the tent window and the periodic part existed every variant
 # had none of them (and until the seventeenth every map was smoothed)
 VARIANTS = {name: {"colour_weight": 0.0, "defect_weight": 0.0, "position_spread": False, "patch_window": "flat",
@@ -871,6 +886,10 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         block = "selection.py narrow fine layers"
     if set(args.variants) & set(TWENTY_SEVENTH):
         block = "selection.py fine layers, half the steps"
+    if set(args.variants) & set(TWENTY_EIGHTH):
+        block = "selection.py one narrow fine layer"
+        if set(args.variants) & set(TWENTY_SEVENTH):
+            block = "selection.py fine layers, half the steps; one narrow fine layer"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "
