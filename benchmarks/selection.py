@@ -386,6 +386,10 @@ TWENTY_EIGHTH: dict[str, dict] = {
         **SHIPPED_PAIRS[f"current, head averaged 0.99, heads {first}+{second}, head width 48, cosine"],
         "head_fine_width": 16}
     for first, second in ((0, 1), (2, 3), (4, 5))
+} | {  # the twenty-sixth run's three convolutions of 16 on the third draw (up on the mean of the first two)
+    "current, head averaged 0.99, heads 4+5, head width 48, cosine, fine 3 of 16": {
+        **SHIPPED_PAIRS["current, head averaged 0.99, heads 4+5, head width 48, cosine"], "head_fine": 3,
+        "head_fine_width": 16}
 }
 
 # The fifth run (all five categories): how long and how wide to train, scored with the current evidence defaults.
@@ -890,6 +894,8 @@ def write(rows: list[dict], table: str, args: argparse.Namespace) -> None:
         block = "selection.py one narrow fine layer"
         if set(args.variants) & set(TWENTY_SEVENTH):
             block = "selection.py fine layers, half the steps; one narrow fine layer"
+        elif set(args.variants) & set(TWENTY_SIXTH):
+            block = "selection.py narrow fine layers, three draws"
     write_generated_block(page, block, f"Made by `{command}` (2 CPU cores, seed {args.seed}). Each cell: "
                           "image AUROC / pixel AUROC on the validation category built from that category's `train/good` "
                           "alone; every variant scores the same trained weights (memory refilled, scales refitted). "
