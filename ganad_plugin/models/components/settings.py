@@ -151,9 +151,10 @@ class Evidence:
             scratches 0.52-0.55 -> 0.60-0.67), for twice a head's training time; not yet the default: it doubled the
             test suite's time and a fit reached the 10-minute line (docs/selection.md, twenty-fifth run).
         defect_fine_width: channels of those full-resolution convolutions (0: half of ``defect_width``); they cost
-            the most a channel (16 times the places of a head's inner layers). Three of 8 or 16 channels, at 1.2 times
-            a head's training time, were not better on validation than the shipped one of 24 (docs/selection.md,
-            twenty-sixth run).
+            the most a channel (16 times the places of a head's inner layers). Three of 16 channels, at 1.2 times a
+            head's training time, raised the validation means on three draws of heads (+0.005-0.007 image, +0.004-0.005
+            pixel) though not on the first; not yet the default (docs/selection.md, twenty-sixth to twenty-eighth runs).
+            Three of 8, and one of 16, were not better.
         defect_smoothing: the defect map is smoothed like the others (``smoothing_sigma_px``); False leaves it as
             the heads give it, already coherent (they work at a quarter of the input's resolution and their logits
             are upsampled smoothly), so that a second blur does not dilute a thin or small defect's response.
