@@ -213,8 +213,8 @@ class Evidence:
     defect_heads: int = 2
     defect_smoothing: bool = True
     defect_width: int = 48
-    defect_fine: int = 1
-    defect_fine_width: int = 0
+    defect_fine: int = 3
+    defect_fine_width: int = 16
     colour_residual: bool = True
     smoothing_sigma_px: float = 3.0
     background_sigma_px: float = 48.0
