@@ -224,10 +224,11 @@ def test_the_head_is_on_by_default_off_at_weight_0_and_its_settings_are_checked(
     for width in (0, 3):
         with pytest.raises(ValueError, match="defect_width"):
             Evidence(defect_width=width)
-    fine = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_width=16, defect_fine=3))
+    fine = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_width=16, defect_fine=3,
+                                                          defect_fine_width=0))
     full_resolution = [[layer[0].stride for layer in head.body].index((2, 2)) for head in fine.defect_heads()]
     assert full_resolution == [3, 3]  # three convolutions before the first strided one
-    assert [head.body[1][0].out_channels for head in fine.defect_heads()] == [8, 8]  # half the width by default
+    assert [head.body[1][0].out_channels for head in fine.defect_heads()] == [8, 8]  # 0: half the width
     narrow_fine = GanomalyModel(network=SMALL, evidence=Evidence(memory_size=64, defect_width=16, defect_fine=3,
                                                                  defect_fine_width=4))
     for head in narrow_fine.defect_heads():
