@@ -141,20 +141,21 @@ class Evidence:
         defect_heads: defect heads trained, each from its own seed (0, 1, ...), whose probabilities the defect map
             averages: one head's map depends on its seed (flange's validation image AUROC 0.81-0.97 over four), a
             pair's less, at a second head's training and inference (docs/selection.md, fifteenth run).
-        defect_width: channels of each defect head's inner layers (its full-resolution first layer has half as many).
+        defect_width: channels of each defect head's inner layers (its full-resolution ones: ``defect_fine_width``).
             48 against 32 raised every model's validation mean image / pixel AUROC by 0.024-0.034 / 0.028-0.031, for
             about 1.6 times a head's training time (29.9 -> 47.1 s, `benchmarks/defect_head_speed.py`; docs/selection.md,
             eighteenth run).
-        defect_fine: convolutions of each defect head at full resolution before it subsamples (1: one; more see a
-            thin line's profile over a wider window first). 3 against 1 raised every model's validation mean image /
-            pixel AUROC over weave, flange and stone on two draws of heads (+0.011-0.034 / +0.016-0.031; stone's thin
-            scratches 0.52-0.55 -> 0.60-0.67), for twice a head's training time; not yet the default: it doubled the
-            test suite's time and a fit reached the 10-minute line (docs/selection.md, twenty-fifth run).
+        defect_fine: convolutions of each defect head at full resolution before it subsamples (more see a thin
+            line's profile over a wider window first). Three of 24 channels against one raised every model's
+            validation mean image / pixel AUROC over weave, flange and stone on two draws of heads (+0.011-0.034 /
+            +0.016-0.031; stone's thin scratches 0.52-0.55 -> 0.60-0.67) for twice a head's training time
+            (docs/selection.md, twenty-fifth run); the default is three of 16 (``defect_fine_width``).
         defect_fine_width: channels of those full-resolution convolutions (0: half of ``defect_width``); they cost
-            the most a channel (16 times the places of a head's inner layers). Three of 16 channels, at 1.2 times a
-            head's training time, raised the validation means on three draws of heads (+0.005-0.007 image, +0.004-0.005
-            pixel) though not on the first; not yet the default (docs/selection.md, twenty-sixth to twenty-eighth runs).
-            Three of 8, and one of 16, were not better.
+            the most a channel (16 times the places of a head's inner layers). Three of 16 channels against the
+            earlier default, one of 24, at 1.2 times a head's training time (90 s against 77 s), raised the validation
+            means over three draws of heads (+0.005-0.007 image, +0.004-0.005 pixel; lower on the first draw, higher
+            on the other two); three of 8, one of 16 and three of 24 for half the steps were not better
+            (docs/selection.md, twenty-sixth to twenty-eighth runs).
         defect_smoothing: the defect map is smoothed like the others (``smoothing_sigma_px``); False leaves it as
             the heads give it, already coherent (they work at a quarter of the input's resolution and their logits
             are upsampled smoothly), so that a second blur does not dilute a thin or small defect's response.
