@@ -58,14 +58,14 @@ def _conv(inputs: int, outputs: int, stride: int = 1, dilation: int = 1) -> nn.S
 class DefectHead(nn.Module):
     """Images [B, C, H, W] in [0, 1] -> the logit that each place is a defect [B, 1, H, W].
 
-    One full-resolution convolution (thin lines survive it; ``fine`` of them), two strided ones to a quarter of the
+    Full-resolution convolutions (thin lines survive them; ``fine`` of them), two strided ones to a quarter of the
     size, four dilated ones (a view of about 70 px, a scratch's length), a 1 x 1 to the logit, upsampled back.
 
     Args:
         channels: image channels.
         width: channels of the inner layers.
-        fine: convolutions at full resolution before the first strided one (1: the shipped head; more see a thin
-            line's profile over a wider window before it is subsampled).
+        fine: convolutions at full resolution before the first strided one (the configs: 3 of 16 channels; more
+            see a thin line's profile over a wider window before it is subsampled).
         fine_width: channels of the full-resolution convolutions (0: half of ``width``); they cost the most a
             channel, working on 16 times the places of the inner layers.
         reference: the head also sees a reference image of the same size (the GAN's reconstruction), channels
