@@ -15,13 +15,17 @@ With --write, after every run: this run's rows merged into docs/accuracy.csv (ev
 chart), the table in docs/accuracy.md and each model README's table between their generated markers redrawn from
 all of them (--redraw: only that, from docs/accuracy.csv). --set changes one
 config value for an ablation (`model.evidence.memory_weight=0`). --kinds trains nothing: it scores the test split
-again with the checkpoints a run left and prints the image AUROC of each defect kind.
+again with the checkpoints a run left and prints the image AUROC of each defect kind. --compare REV trains nothing:
+for every model, category and seed that docs/accuracy.csv holds from another run than the file at git revision REV
+did (a build rerun since), the figures then -> now on the same seeds (with --write also into docs/accuracy.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -172,9 +176,7 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
     command = " ".join(["python benchmarks/accuracy.py", *sys.argv[1:]])
     rows = [{**r, "made_by": r.get("made_by") or f"{time.strftime('%Y-%m-%d')}: `{command}`"} for r in rows]
     if (docs / "accuracy.csv").is_file():
-        with (docs / "accuracy.csv").open(newline="") as handle:
-            earlier = [{k: (v if k in TEXT_FIELDS else float(v) if k != "seed" else int(v)) for k, v in r.items()}
-                       for r in csv.DictReader(handle)]
+        earlier = read_rows((docs / "accuracy.csv").read_text())
         fresh = {(r["model"], r["category"], r["seed"]) for r in rows}
         rows = [r for r in earlier if (r["model"], r["category"], r["seed"]) not in fresh] + rows
     models = list(dict.fromkeys([*models, *(r["model"] for r in rows if r["model"] != BASELINE)]))
@@ -217,6 +219,40 @@ def model_table(rows: list[dict], model: str, categories: list[str]) -> str:
             f"{100 * flagged.mean():.0f} % | {100 * caught.mean():.0f} % | {seconds.min():.0f}-{seconds.max():.0f} |"
         )
     return "\n".join(lines)
+
+
+def read_rows(text: str) -> list[dict]:
+    """docs/accuracy.csv's rows, numbers as floats (the seed an int)."""
+    return [{k: (v if k in TEXT_FIELDS else float(v) if k != "seed" else int(v)) for k, v in r.items()}
+            for r in csv.DictReader(io.StringIO(text))]
+
+
+def compare_table(before: list[dict], after: list[dict]) -> str:
+    """Markdown: for each model and category with runs in ``after`` that replaced runs of ``before`` (same model,
+    category and seed, another ``made_by``), the mean over those seeds then -> now (image AUROC also its min-max)."""
+    earlier = {(r["model"], r["category"], r["seed"]): r for r in before}
+    pairs: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
+    for row in after:
+        old = earlier.get((row["model"], row["category"], row["seed"]))
+        if old is not None and old["made_by"] != row["made_by"]:
+            pairs.setdefault((row["category"], row["model"]), []).append((old, row))
+    head = ("| category | model | seeds | image AUROC | pixel AUROC | pixel AUPRO | good flagged NG | caught at threshold | "
+            "caught at 1 % false alarms | train s | test img/s |")
+    lines = [head, "|" + "---|" * 11]
+    for (category, model), cells in pairs.items():
+        shown = []
+        for column in ("image_auroc", "pixel_auroc", "pixel_aupro", "false_alarm_rate", "caught_at_threshold",
+                       "caught_at_1pct_false_alarms", "train_s", "test_images_per_s"):
+            then, now = (np.array([pair[k][column] for pair in cells], float) for k in (0, 1))
+            digits = {"train_s": 0, "test_images_per_s": 1, "image_auroc": 3}.get(column, 2)
+            cell = f"{then.mean():.{digits}f} -> {now.mean():.{digits}f}"
+            if column == "image_auroc" and len(cells) > 1:
+                cell = (f"{then.mean():.3f} ({then.min():.3f}-{then.max():.3f}) -> "
+                        f"{now.mean():.3f} ({now.min():.3f}-{now.max():.3f})")
+            shown.append(cell)
+        seeds = ", ".join(str(pair[1]["seed"]) for pair in cells)
+        lines.append(f"| {category} | {model} | {seeds} | " + " | ".join(shown) + " |")
+    return "\n".join(lines) if len(lines) > 2 else "No run of docs/accuracy.csv replaced one of that revision."
 
 
 def made_by(rows: list[dict]) -> str:
@@ -271,6 +307,9 @@ def main() -> None:
     parser.add_argument("--redraw", action="store_true",
                         help="train nothing: redraw docs/accuracy.{md,png} and the model READMEs' tables from "
                              "docs/accuracy.csv")
+    parser.add_argument("--compare", metavar="REV",
+                        help="train nothing: the figures of docs/accuracy.csv at git revision REV -> now, for the runs "
+                             "rerun since (with --write also into docs/accuracy.md)")
     parser.add_argument("--kinds", action="store_true",
                         help="train nothing: print the image AUROC of each test defect kind for the checkpoints an "
                              "earlier run left (the same --models, --categories, --seeds and --set)")
@@ -281,6 +320,19 @@ def main() -> None:
     torch.set_num_threads(2)
     if args.redraw:
         write([], args.models, args.categories)
+        return
+    if args.compare:
+        before = subprocess.run(["git", "show", f"{args.compare}:docs/accuracy.csv"], cwd=REPO, capture_output=True,
+                                text=True, check=False)
+        if before.returncode != 0:
+            parser.error(f"--compare {args.compare}: no docs/accuracy.csv at that revision ({before.stderr.strip()})")
+        table = compare_table(read_rows(before.stdout), read_rows((REPO / "docs" / "accuracy.csv").read_text()))
+        print(table)
+        if args.write:
+            command = f"python benchmarks/accuracy.py --compare {args.compare} --write"
+            write_generated_block(REPO / "docs" / "accuracy.md", "accuracy.py compare",
+                                  f"Made by `{command}`: mean over the seeds rerun, (min-max) in brackets, the runs "
+                                  f"of revision {args.compare} -> those that replaced them.\n\n{table}", "Accuracy")
         return
     if args.kinds:
         print(kinds_table(args.models, args.categories, args.seeds, args.set))

@@ -36,3 +36,18 @@ def test_a_redrawn_readme_table_leaves_the_rest_of_the_readme_as_it_was(tmp_path
     assert readme.read_text() == (
         f"# EGBAD\n\nBefore.\n\n<!-- accuracy.py: begin -->\n{table}\n<!-- accuracy.py: end -->\n\nAfter.\n"
     )
+
+
+def test_a_comparison_shows_only_the_runs_rerun_since_the_revision_on_the_same_seeds() -> None:
+    columns = ("pixel_aupro", "caught_at_1pct_false_alarms", "test_images_per_s")
+    before = [{**run("EGBAD", "stone", s, 0.80 + 0.1 * s, 0.0, 300.0), **dict.fromkeys(columns, 1.0), "made_by": "then"}
+              for s in (0, 1)]
+    before.append({**run("EGBAD", "mesh", 0, 0.95, 0.0, 280.0), **dict.fromkeys(columns, 1.0), "made_by": "then"})
+    after = [{**run("EGBAD", "stone", s, 0.70 + 0.1 * s, 0.05, 400.0), **dict.fromkeys(columns, 1.0), "made_by": "now"}
+             for s in (0, 1)]
+    after.append(before[2])  # mesh not rerun
+    table = accuracy.compare_table(before, after).splitlines()
+    assert len(table) == 3
+    assert table[2].startswith("| stone | EGBAD | 0, 1 | 0.850 (0.800-0.900) -> 0.750 (0.700-0.800) | 0.75 -> 0.65 |")
+    assert "| 0.00 -> 0.05 |" in table[2] and "| 300 -> 400 |" in table[2]
+    assert accuracy.compare_table(before, before).startswith("No run")
