@@ -44,6 +44,7 @@ from sample_sets import (
 
 import ganad_plugin.models
 from ganad_plugin.edge.metrics import auroc
+from ganad_plugin.models.components.hardware import cpu_has_bf16
 
 BASELINE = "anomalib Ganomaly"
 TEXT_FIELDS = {"model", "category", "made_by"}
@@ -174,7 +175,9 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
     docs = REPO / "docs"
     fields = ["model", "category", "seed", *COLUMNS, "image_auroc_inprocess", "made_by"]
     command = " ".join(["python benchmarks/accuracy.py", *sys.argv[1:]])
-    rows = [{**r, "made_by": r.get("made_by") or f"{time.strftime('%Y-%m-%d')}: `{command}`"} for r in rows]
+    machine = f"{torch.get_num_threads()} threads, {'' if cpu_has_bf16() else 'no '}bf16 units"  # the fit's speed
+    rows = [{**r, "made_by": r.get("made_by") or f"{time.strftime('%Y-%m-%d')} ({machine}): `{command}`"}
+            for r in rows]
     if (docs / "accuracy.csv").is_file():
         earlier = read_rows((docs / "accuracy.csv").read_text())
         fresh = {(r["model"], r["category"], r["seed"]) for r in rows}
