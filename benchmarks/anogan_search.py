@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sample_sets import load_test_set
+from sample_sets import load_test_set, load_train_images
 
 from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models import AnoGAN
