@@ -69,7 +69,20 @@ def test_int8_export_reports_its_accuracy_and_is_refused_beyond_max_drop(refused
     rejected_xml = next(out.rglob("model.rejected.xml"))
     import openvino as ov
 
-    assert "FakeQuantize" in {op.get_type_name() for op in ov.Core().read_model(rejected_xml).get_ordered_ops()}
+    int8_model = ov.Core().read_model(rejected_xml)
+    assert "FakeQuantize" in {op.get_type_name() for op in int8_model.get_ordered_ops()}
+    # 8 bits in the GAN's convolutions only: the defect heads' read float activations with float weights
+    from ganad_plugin.models.components.export import defect_head_convolutions
+
+    heads = set(defect_head_convolutions(int8_model))
+    convolutions = [op for op in int8_model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    assert len(heads) >= 4  # two heads of at least one hidden convolution and a logit each
+    for op in convolutions:
+        sources = [op.input_value(k).get_node().get_type_name() for k in (0, 1)]
+        if op.get_friendly_name() in heads:
+            assert sources[0] != "FakeQuantize" and sources[1] == "Constant", (op.get_friendly_name(), sources)
+    assert any(op.input_value(0).get_node().get_type_name() == "FakeQuantize" for op in convolutions
+               if op.get_friendly_name() not in heads)
     rejected = EdgeInferencer(rejected_xml)  # still a valid IR, kept for inspection
     prediction = rejected.predict_file(list_images(tiny_dataset / "weave" / "test")[0])
     assert np.isfinite(prediction.score) and np.isfinite(prediction.anomaly_map).all()
