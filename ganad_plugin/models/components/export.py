@@ -13,11 +13,10 @@
   precision (``ganad_plugin.edge.precision``), so that bf16 on a CPU, or f16, speeds up the networks only.
 - ``openvino`` with ``INT8_PTQ``: anomalib calibrates NNCF on the validation split, which for MVTec-style data may
   hold defects. Here the FP32 graph is converted as above, then quantised on the category's *normal training
-  images*, only in the GAN networks' convolutions (the defect heads stay in float); the INT8 and the FP32 model then score the same images, good
-  training-side images and synthetic defects drawn on them (never the test split: whether an export is accepted is
-  a choice, made like every other on training images only), and image and pixel AUROC of both and the drop go to
-  ``quantisation_report.json`` beside ``model.xml``. A drop beyond
-  ``max_drop`` (anomalib's export argument, 0.01 by default) refuses the INT8 model: it is renamed
+  images*, only in the GAN networks' convolutions (the defect heads stay in float); the INT8 and the FP32 model then
+  score the same images, good training-side images and synthetic defects drawn on them (never the test split:
+  whether an export is accepted is a choice, made like every other on training images only), and image and pixel
+  AUROC of both and the drop go to ``quantisation_report.json`` beside ``model.xml``. A drop beyond ``max_drop`` (anomalib's export argument, 0.01 by default) refuses the INT8 model: it is renamed
   ``model.rejected.xml`` and export fails with the figures. What the quantisation scope was measured to be worth:
   ``docs/export.md``.
 """
@@ -353,8 +352,9 @@ DEFECT_HEAD_MODULES = re.compile(r"__module\.model\.defect\w*\.")
 
 def defect_head_convolutions(model: Any) -> list[str]:
     """Names of the defect heads' convolutions, which stay in float: 8-bit steps in a head's full-resolution layers
-    round away the faint, thin marks it finds (on weave's comparison images the INT8 IR lost 0.003-0.016 image
-    AUROC with the heads quantised, 0.000-0.002 without, at the same speed: docs/export.md)."""
+    round away the faint, thin marks it finds (on the comparison images of weave and mesh the INT8 IR lost
+    0.003-0.016 image AUROC with the heads quantised, 0.000-0.005 without, for up to 5 % of its speed:
+    docs/export.md)."""
     names = []
     for op in model.get_ordered_ops():
         if op.get_type_name() != "Convolution":
