@@ -16,9 +16,9 @@
   images*, only in the GAN networks' convolutions (the defect heads stay in float); the INT8 and the FP32 model then
   score the same images, good training-side images and synthetic defects drawn on them (never the test split:
   whether an export is accepted is a choice, made like every other on training images only), and image and pixel
-  AUROC of both and the drop go to ``quantisation_report.json`` beside ``model.xml``. A drop beyond ``max_drop`` (anomalib's export argument, 0.01 by default) refuses the INT8 model: it is renamed
-  ``model.rejected.xml`` and export fails with the figures. What the quantisation scope was measured to be worth:
-  ``docs/export.md``.
+  AUROC of both and the drop go to ``quantisation_report.json`` beside ``model.xml``. A drop beyond ``max_drop``
+  (anomalib's export argument, 0.01 by default) refuses the INT8 model: it is renamed ``model.rejected.xml`` and
+  export fails with the figures. What the quantisation scope was measured to be worth: ``docs/export.md``.
 """
 
 from __future__ import annotations
