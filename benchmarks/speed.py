@@ -296,23 +296,27 @@ def whole_process_seconds(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def steady_state_rates(xml: Path, source: Path, count: int, work: Path) -> dict[str, float]:
+def steady_state_rates(xml: Path, source: Path, count: int, work: Path, repeats: int = 1) -> dict[str, list[float]]:
     """Images/s of whole processes, startup cancelled out: ``count`` more images / the extra seconds that a run on
-    2 * ``count`` images takes over one on ``count``. `ganad infer` with its defaults (THROUGHPUT, batches of 8,
-    overlays of every image) against a loop over anomalib's ``OpenVINOInferencer.predict`` with its defaults."""
-    rates = {}
+    2 * ``count`` images takes over one on ``count``, once per repeat (the two runtimes take turns, so that a slow
+    spell of the machine does not fall on one of them only). `ganad infer` with its defaults (THROUGHPUT, batches
+    of 8, overlays of every image) against a loop over anomalib's ``OpenVINOInferencer.predict`` with its
+    defaults. A difference of two process times carries each process's startup noise: one repeat of 48 images
+    moved the ratio by a fifth between runs (docs/speed.md)."""
+    rates: dict[str, list[float]] = {}
     folders = {n: stream_folder(source, n, work / f"stream_{n}") for n in (count, 2 * count)}
     runs = {
         "ganad infer": lambda folder: [sys.executable, "-m", "ganad_plugin.cli", "infer", "--model", str(xml),
                                        "--input", str(folder), "--output", str(work / f"out_{folder.name}")],
         "anomalib OpenVINOInferencer": lambda folder: [sys.executable, "-c", ANOMALIB_STREAM, str(xml), str(folder)],
     }
-    for name, command in runs.items():
-        for n in folders:
-            shutil.rmtree(work / f"out_stream_{n}", ignore_errors=True)  # ganad infer appends to its results
-        # run in the work folder: anomalib's inferencer leaves an openvino_cache/ where it runs
-        seconds = {n: whole_process_seconds(command(folder), work) for n, folder in folders.items()}
-        rates[name] = count / (seconds[2 * count] - seconds[count])
+    for _ in range(repeats):
+        for name, command in runs.items():
+            for n in folders:
+                shutil.rmtree(work / f"out_stream_{n}", ignore_errors=True)  # ganad infer appends to its results
+            # run in the work folder: anomalib's inferencer leaves an openvino_cache/ where it runs
+            seconds = {n: whole_process_seconds(command(folder), work) for n, folder in folders.items()}
+            rates.setdefault(name, []).append(count / (seconds[2 * count] - seconds[count]))
     return rates
 
 
@@ -355,13 +359,22 @@ def edge_section(args: argparse.Namespace, root: Path, checkpoints: dict[str, Pa
                          f"{100 * rate / peak:.0f} | {result.get('peak_rss_gib', float('nan')):.2f} |")
             print(lines[-1], flush=True)
     lines += ["", f"Whole processes on a stream of {args.stream} and {2 * args.stream} copies of the test images "
-              "(steady state, startup cancelled out: the extra images over the extra seconds):", "",
+              "(steady state, startup cancelled out: the extra images over the extra seconds), "
+              f"{args.stream_repeats} time(s), the runtimes taking turns; the median of the repeats, (min-max):", "",
               "| model | `ganad infer` (defaults, overlays of every image) images/s | anomalib `OpenVINOInferencer` "
-              "(defaults) images/s | ratio |", "|---|---|---|---|"]
+              "(defaults) images/s | ratio of the medians | ratio per repeat |", "|---|---|---|---|---|"]
+
+    def spread(values: list[float]) -> str:
+        return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+
     for name, xml in exported.items():
-        rates = steady_state_rates(xml, folder, args.stream, REPO / "results" / "speed" / name.lower())
+        rates = steady_state_rates(xml, folder, args.stream, REPO / "results" / "speed" / name.lower(),
+                                   args.stream_repeats)
         ours, theirs = rates["ganad infer"], rates["anomalib OpenVINOInferencer"]
-        lines.append(f"| {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |")
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+        lines.append(f"| {name} | {spread(ours)} | {spread(theirs)} | "
+                     f"{statistics.median(ours) / statistics.median(theirs):.2f} | "
+                     f"{min(ratios):.2f}-{max(ratios):.2f} |")
         print(lines[-1], flush=True)
     return "\n".join(lines)
 
@@ -524,6 +537,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="timed edge calls (a quarter of them for batches)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--stream", type=int, default=48, help="images of the shorter whole-process edge run")
+    parser.add_argument("--stream-repeats", type=int, default=3,
+                        help="times each runtime's pair of whole-process runs is repeated (the median is reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ckpt", nargs="*", default=[], metavar="MODEL=PATH",
                         help="edge section without a fit: the checkpoint of each model (default: the newest an earlier "
