@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import nncf
 import numpy as np
 import openvino as ov
 from anomalib.data import MVTecAD
@@ -62,14 +61,7 @@ def ignored_names(model: ov.Model, variant: str) -> list[str]:
 
 
 def quantised(model: ov.Model, datamodule: MVTecAD, variant: str) -> ov.Model:
-    datamodule.setup("fit")
-    dataset = datamodule.train_data
-    loader = DataLoader(dataset, batch_size=export.CALIBRATION_BATCH, shuffle=False, collate_fn=dataset.collate_fn)
-    count = min(len(dataset), export.CALIBRATION_MAX_IMAGES)
-    return nncf.quantize(model, nncf.Dataset(loader, lambda batch: batch.image.numpy()),
-                         subset_size=-(-count // export.CALIBRATION_BATCH),
-                         ignored_scope=nncf.IgnoredScope(names=ignored_names(model, variant),
-                                                         types=list(export.FLOAT_TYPES), validate=False))
+    return export.quantise_on_normal_images(model, datamodule, lambda graph: ignored_names(graph, variant))
 
 
 def scored(model: ov.Model, dataset, precision: str) -> tuple[float, float]:

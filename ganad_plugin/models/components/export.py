@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -311,8 +312,15 @@ def check_against_torch(model: Any, graph: ExportGraph, shapes: list[tuple[int, 
                     raise RuntimeError(msg)
 
 
-def quantise_on_normal_images(model: Any, datamodule: Any) -> Any:
-    """NNCF post-training quantisation of the networks' convolutions, calibrated on normal training images."""
+def float_convolutions(model: Any) -> list[str]:
+    """The convolutions the INT8 export keeps in float: the maps' smoothing and the defect heads'."""
+    return smoothing_convolutions(model) + defect_head_convolutions(model)
+
+
+def quantise_on_normal_images(model: Any, datamodule: Any,
+                              keep_float: Callable[[Any], list[str]] = float_convolutions) -> Any:
+    """NNCF post-training quantisation of the GAN networks' convolutions, calibrated on normal training images;
+    ``keep_float`` names the convolutions left in float (``benchmarks/int8_scope_probe.py`` tries others)."""
     import nncf
 
     datamodule.setup("fit")
@@ -328,8 +336,7 @@ def quantise_on_normal_images(model: Any, datamodule: Any) -> Any:
     dataset = nncf.Dataset(loader, lambda batch: batch.image.numpy())
     return nncf.quantize(
         model, dataset, subset_size=-(-min(count, CALIBRATION_MAX_IMAGES) // CALIBRATION_BATCH),
-        ignored_scope=nncf.IgnoredScope(names=smoothing_convolutions(model) + defect_head_convolutions(model),
-                                        types=list(FLOAT_TYPES), validate=False),
+        ignored_scope=nncf.IgnoredScope(names=keep_float(model), types=list(FLOAT_TYPES), validate=False),
     )
 
 
