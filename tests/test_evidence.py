@@ -9,7 +9,7 @@ import torch
 from anomalib.data import InferenceBatch
 
 from ganad_plugin.models import EGBAD, AnoGAN, Evidence, GANomaly, PatchNetwork
-from ganad_plugin.models.components.export import ExportGraph, convert_to_openvino
+from ganad_plugin.models.components.export import ExportGraph, convert_to_openvino, without_parametrisations
 from ganad_plugin.models.ganomaly.torch_model import GanomalyModel
 
 SMALL = PatchNetwork(n_features=8, latent_dim=16)
@@ -63,6 +63,30 @@ def test_a_zero_weight_leaves_the_map_out_of_the_model_and_the_exported_graph() 
                                                                  colour_weight=0, defect_weight=0))
     assert memory_only.evidence_names == ("memory",)
     assert "ConvolutionBackpropData" not in {op_type for op_type, _ in graph_ops(memory_only)}  # no decoder
+
+
+@pytest.mark.parametrize("model_class", (EGBAD, AnoGAN))
+def test_without_the_distance_map_the_discriminator_runs_neither_in_torch_nor_in_the_exported_graph(
+    model_class,
+) -> None:
+    """EGBAD's and AnoGAN's distance is the discriminator's feature distance: the only use of the discriminator at
+    test time, so a model built without the map must not pay for it (about a sixth of their IR's time)."""
+    evidence = {"memory_weight": 0, "colour_weight": 0, "defect_weight": 0}
+    calls = []
+    for distance_weight in (0.1, 0.0):
+        model = model_class(network=SMALL, evidence=Evidence(distance_weight=distance_weight, **evidence))
+        net = without_parametrisations(model).model  # as the export folds the spectral norm
+        hook = net.discriminator.register_forward_hook(lambda *_, weight=distance_weight: calls.append(weight))
+        with torch.no_grad():
+            net(torch.rand(2, 3, 64, 64))
+        hook.remove()
+        # the discriminator's convolutions in the graph: the same net with and without the distance map
+        convolutions = sum(op_type == "Convolution" for op_type, _ in graph_ops(net))
+        if distance_weight:
+            with_distance = convolutions
+    assert 0.1 in calls and 0.0 not in calls
+    discriminator_convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in net.discriminator.modules())
+    assert with_distance - convolutions >= discriminator_convolutions > 0
 
 
 def test_each_map_is_computed_only_when_its_weight_is_above_zero() -> None:

@@ -32,7 +32,9 @@ class AnoGAN(PatchGanModule, AnomalibModule):
     Args:
         network: the networks' patch size, width and latent size (the prior is N(0, I)).
         evidence: the evidence maps, their weights and the image score (``distance`` is the discrimination loss
-            ||f_D(x) - f_D(G(z))||_1; the paper's score weights it lambda beside the residual's 1 - lambda).
+            ||f_D(x) - f_D(G(z))||_1; the paper's score weights it lambda beside the residual's 1 - lambda). Its map
+            is left out by default: it earned nothing on validation, and without it the discriminator does not run at
+            test time (the latent search still uses it).
         encoder_share: share of the training steps, at the end, spent training the encoder (G and D frozen).
         kappa: weight of the feature term in the encoder's izi_f loss.
         w_rec: weight of ||x - G(E(x))||_1 for G and E during the GAN phase (0: the paper's prior-only DCGAN).
@@ -49,7 +51,7 @@ class AnoGAN(PatchGanModule, AnomalibModule):
         self,
         *,
         network: PatchNetwork = PatchNetwork(latent_dim=64),
-        evidence: Evidence = Evidence(),
+        evidence: Evidence = Evidence(distance_weight=0.0),
         encoder_share: float = 0.2, kappa: float = 1.0, w_rec: float = 10.0,
         latent_search_steps: int = 0, latent_search_lr: float = 0.05, latent_search_lambda: float = 0.1,
         encoder_start: bool = True,

@@ -90,11 +90,15 @@ class AnoganModel(PatchAnomalyModel):
                     parameter.requires_grad_(True)
         return latent.detach()
 
-    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G(z_Gamma), the feature distance ||f_D(x) - f_D(G(z_Gamma))||_1 per patch)."""
+    def patch_evidence(
+        self, patches: torch.Tensor, with_distance: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(G(z_Gamma), the feature distance ||f_D(x) - f_D(G(z_Gamma))||_1 per patch, or None)."""
         codes = self.encoder(patches)
         latent = self.search_latent(patches, self.start_latent(patches, codes))
         reconstructions = self.generator(latent)
+        if not with_distance:
+            return reconstructions, None
         feature_distance = (
             (self.discriminator_features(patches) - self.discriminator_features(reconstructions)).abs().mean(dim=(1, 2, 3))
         )

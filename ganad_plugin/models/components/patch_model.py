@@ -110,8 +110,12 @@ class PatchAnomalyModel(nn.Module):
         """The patch encoder whose features the memory compares (the one used at test time)."""
         raise NotImplementedError
 
-    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patches [N, C, p, p] in [-1, 1] -> (reconstructions [N, C, p, p], the paper's distance [N])."""
+    def patch_evidence(
+        self, patches: torch.Tensor, with_distance: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Patches [N, C, p, p] in [-1, 1] -> (reconstructions [N, C, p, p], the paper's distance [N], or None
+        with ``with_distance`` False: then the networks that only the distance needs, EGBAD's and AnoGAN's
+        discriminator, do not run)."""
         raise NotImplementedError
 
     def paper_image_score(
@@ -176,7 +180,7 @@ class PatchAnomalyModel(nn.Module):
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Images [B, C, H, W] in [0, 1] -> the GAN's reconstruction of them [B, C, H, W] in [0, 1]: the patches'
         reconstructions put back together (each pixel a weighted mean of its four patches')."""
-        reconstructions, _ = self.patch_evidence(self.grid.split(self.to_tanh_range(images)))
+        reconstructions, _ = self.patch_evidence(self.grid.split(self.to_tanh_range(images)), with_distance=False)
         return (self.grid.merge(reconstructions, images.shape[-2:]) + 1) / 2
 
     def evidence(self, images: torch.Tensor) -> torch.Tensor:
@@ -187,7 +191,7 @@ class PatchAnomalyModel(nn.Module):
         defect_reference = self.defect is not None and self.defect.reference
         if {"residual", "distance"} & set(self.evidence_names) or defect_reference:
             patches = self.grid.split(self.to_tanh_range(images))
-            reconstructions, distance = self.patch_evidence(patches)
+            reconstructions, distance = self.patch_evidence(patches, with_distance="distance" in self.evidence_names)
             if defect_reference:
                 reference = (self.grid.merge(reconstructions, size) + 1) / 2
             if "residual" in self.evidence_names:

@@ -29,7 +29,8 @@ class EGBAD(PatchGanModule, AnomalibModule):
     Args:
         network: the networks' patch size, width and latent size (the prior is N(0, I)).
         evidence: the evidence maps, their weights and the image score (``distance`` is the discriminator-feature
-            distance; the paper's alpha is its share beside the residual).
+            distance; the paper's alpha is its share beside the residual). Its map is left out by default: it earned
+            nothing on validation, and without it the discriminator does not run at test time.
         w_adv: weight of the adversarial (BiGAN) loss of E and G.
         w_rec: weight of the reconstruction consistency ||x - G(E(x))||_1 (0: the paper's pure BiGAN).
         discriminator_dropout: dropout in D.
@@ -46,7 +47,7 @@ class EGBAD(PatchGanModule, AnomalibModule):
         self,
         *,
         network: PatchNetwork = PatchNetwork(latent_dim=64),
-        evidence: Evidence = Evidence(),
+        evidence: Evidence = Evidence(distance_weight=0.0),
         w_adv: float = 1.0, w_rec: float = 10.0,
         discriminator_dropout: float = 0.2, discriminator_spectral_norm: bool = True,
         weight_average_decay: float = 0.99,

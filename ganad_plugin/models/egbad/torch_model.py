@@ -83,10 +83,14 @@ class EgbadModel(PatchAnomalyModel):
     def feature_encoder(self) -> DcganEncoder:
         return self.encoder_average.average
 
-    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G(E(x)), the D-feature distance ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1 per patch)."""
+    def patch_evidence(
+        self, patches: torch.Tensor, with_distance: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(G(E(x)), the D-feature distance ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1 per patch, or None)."""
         latent = self.encoder_average(patches)
         reconstructions = self.generator_average(latent)
+        if not with_distance:
+            return reconstructions, None
         _, features_real = self.discriminator(patches, latent)
         _, features_reconstructed = self.discriminator(reconstructions, latent)
         return reconstructions, (features_real - features_reconstructed).abs().mean(dim=1)

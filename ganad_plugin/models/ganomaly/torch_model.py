@@ -50,7 +50,11 @@ class GanomalyModel(PatchAnomalyModel):
     def feature_encoder(self) -> DcganEncoder:
         return self.generator.encoder
 
-    def patch_evidence(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x_hat, the paper's latent distance ||z - z_hat||^2 per patch)."""
+    def patch_evidence(
+        self, patches: torch.Tensor, with_distance: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(x_hat, the paper's latent distance ||z - z_hat||^2 per patch, or None)."""
         reconstructions, latent, latent_reconstructed = self.generator(patches)
+        if not with_distance:
+            return reconstructions, None
         return reconstructions, (latent - latent_reconstructed).pow(2).mean(dim=(1, 2, 3))
