@@ -47,6 +47,8 @@ from ganad_plugin.edge.metrics import auroc
 from ganad_plugin.models.components.hardware import cpu_has_bf16
 
 BASELINE = "anomalib Ganomaly"
+MODELS = ["GANomaly", "EGBAD", "AnoGAN"]  # the tables' order, whichever models and categories a run trained
+CATEGORIES = ["weave", "flange", "stone", "mesh", "label"]
 TEXT_FIELDS = {"model", "category", "made_by"}
 COLUMNS = ("image_auroc", "image_f1", "pixel_auroc", "pixel_aupro", "false_alarm_rate", "caught_at_threshold",
            "caught_at_1pct_false_alarms", "train_s", "test_images_per_s")
@@ -182,8 +184,9 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
         earlier = read_rows((docs / "accuracy.csv").read_text())
         fresh = {(r["model"], r["category"], r["seed"]) for r in rows}
         rows = [r for r in earlier if (r["model"], r["category"], r["seed"]) not in fresh] + rows
-    models = list(dict.fromkeys([*models, *(r["model"] for r in rows if r["model"] != BASELINE)]))
-    categories = list(dict.fromkeys([*(r["category"] for r in rows), *categories]))
+    models = [m for m in dict.fromkeys([*MODELS, *models, *(r["model"] for r in rows)]) if m != BASELINE]
+    categories = [c for c in dict.fromkeys([*CATEGORIES, *categories, *(r["category"] for r in rows)])
+                  if any(r["category"] == c for r in rows)]
     table = summarise(rows, models, categories)
     with (docs / "accuracy.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
@@ -301,8 +304,8 @@ def plot(rows: list[dict], models: list[str], categories: list[str], path: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=["GANomaly", "EGBAD", "AnoGAN"])
-    parser.add_argument("--categories", nargs="*", default=["weave", "flange", "stone", "mesh", "label"])
+    parser.add_argument("--models", nargs="*", default=MODELS)
+    parser.add_argument("--categories", nargs="*", default=CATEGORIES)
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--no-baseline", action="store_true", help="leave anomalib's Ganomaly out")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config changes for an ablation")
