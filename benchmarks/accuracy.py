@@ -184,9 +184,7 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
         earlier = read_rows((docs / "accuracy.csv").read_text())
         fresh = {(r["model"], r["category"], r["seed"]) for r in rows}
         rows = [r for r in earlier if (r["model"], r["category"], r["seed"]) not in fresh] + rows
-    models = [m for m in dict.fromkeys([*MODELS, *models, *(r["model"] for r in rows)]) if m != BASELINE]
-    categories = [c for c in dict.fromkeys([*CATEGORIES, *categories, *(r["category"] for r in rows)])
-                  if any(r["category"] == c for r in rows)]
+    models, categories = table_order(rows, models, categories)
     table = summarise(rows, models, categories)
     with (docs / "accuracy.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
@@ -204,6 +202,15 @@ def write(rows: list[dict], models: list[str], categories: list[str]) -> None:
             write_generated_block(readme, "accuracy.py", model_table(rows, model, categories), model)
             readmes.append(str(readme))
     print(f"wrote {page}, {docs / 'accuracy.csv'}, {docs / 'accuracy.png'} and " + ", ".join(readmes))
+
+
+def table_order(rows: list[dict], models: list[str], categories: list[str]) -> tuple[list[str], list[str]]:
+    """The tables' models (``MODELS`` first, then any other, the baseline left to the tables) and categories
+    (``CATEGORIES`` first, only those with rows), whatever order a run's arguments and rows came in."""
+    models = [m for m in dict.fromkeys([*MODELS, *models, *(r["model"] for r in rows)]) if m != BASELINE]
+    categories = [c for c in dict.fromkeys([*CATEGORIES, *categories, *(r["category"] for r in rows)])
+                  if any(r["category"] == c for r in rows)]
+    return models, categories
 
 
 def model_table(rows: list[dict], model: str, categories: list[str]) -> str:

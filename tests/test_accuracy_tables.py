@@ -51,3 +51,18 @@ def test_a_comparison_shows_only_the_runs_rerun_since_the_revision_on_the_same_s
     assert table[2].startswith("| stone | EGBAD | 0, 1 | 0.850 (0.800-0.900) -> 0.750 (0.700-0.800) | 0.75 -> 0.65 |")
     assert "| 0.00 -> 0.05 |" in table[2] and "| 300 -> 400 |" in table[2]
     assert accuracy.compare_table(before, before).startswith("No run")
+
+
+def test_the_tables_keep_one_order_of_models_and_categories_whichever_a_run_trained() -> None:
+    earlier = [run("GANomaly", "weave", 0, 0.99, 0.0, 200.0), run("AnoGAN", "mesh", 0, 0.97, 0.0, 200.0)]
+    fresh = [run("AnoGAN", "weave", 0, 0.98, 0.0, 500.0), run("EGBAD", "weave", 0, 0.98, 0.0, 600.0),
+             run(accuracy.BASELINE, "stone", 0, 0.5, 0.5, 300.0)]
+    models, categories = accuracy.table_order([*earlier, *fresh], ["AnoGAN", "EGBAD"], ["mesh"])
+    assert models == ["GANomaly", "EGBAD", "AnoGAN"]
+    assert categories == ["weave", "stone", "mesh"]  # flange and label have no rows
+    filled = [{**dict.fromkeys(accuracy.COLUMNS, 0.5), **row} for row in [*earlier, *fresh]]
+    table = accuracy.summarise(filled, models, categories).splitlines()
+    assert [line.split(" | ")[:2] for line in table[2:]] == [
+        ["| weave", "GANomaly"], ["| weave", "EGBAD"], ["| weave", "AnoGAN"], ["| stone", "anomalib Ganomaly"],
+        ["| mesh", "AnoGAN"],
+    ]
