@@ -26,11 +26,12 @@ def fitted_statistics(root: Path, val_split_mode: str, work: Path) -> dict[str, 
     from anomalib.engine import Engine
     from lightning.pytorch import seed_everything
 
-    from ganad_plugin.models import GANomaly
-    from ganad_plugin.models.components.settings import Evidence
+    from ganad_plugin.models import Evidence, GANomaly, PatchNetwork, PatchSampling
 
     seed_everything(0)
-    model = GANomaly(evidence=Evidence(memory_size=256, defect_steps=SHORT_HEAD_STEPS))
+    # a small network and head: where the statistics come from does not depend on the networks' size
+    model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4),
+                     evidence=Evidence(memory_size=256, defect_steps=SHORT_HEAD_STEPS, defect_width=32, defect_fine=1))
     datamodule = MVTecAD(root=root, category="weave", train_batch_size=2, eval_batch_size=4, num_workers=0,
                          val_split_mode=val_split_mode, val_split_ratio=0.25, seed=0)
     Engine(max_epochs=1, logger=False, enable_progress_bar=False, default_root_dir=work).fit(model, datamodule=datamodule)
