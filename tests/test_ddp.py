@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from .conftest import GANAD, REPO, SHORT_HEAD, run_cli
+from .conftest import GANAD, NARROW_HEAD, REPO, SHORT_HEAD, run_cli
 
 GOOD = 12  # validation images without a defect, then 6 with one
 SPLIT = 10  # rank 0 scores the first 10 of the 18, rank 1 the other 8 (uneven, as DDP's sampler may leave them)
@@ -103,10 +103,10 @@ def test_two_processes_end_with_the_same_model_and_thresholds(tmp_path: Path) ->
 # the networks at the suite's small size, one narrow defect head, validated (and so calibrated) once at the end, as the
 # configs do: what DDP must keep in step does not depend on the networks' width (the whole run was 103-109 s at the
 # default sizes, validating every epoch, on an AMD EPYC without AVX-512 under make test, 2026-12-07)
-SMALL_NETWORK = ["--model.network.n_features", "8", "--model.network.latent_dim", "16",
-                 "--model.sampling.patches_per_image", "4", "--model.evidence.defect_heads", "1",
-                 "--model.evidence.defect_width", "32", "--model.evidence.defect_fine", "1",
-                 "--trainer.check_val_every_n_epoch", "2"]
+SMALL_FIT = ["--model.network.n_features", "8", "--model.network.latent_dim", "16",
+             "--model.sampling.patches_per_image", "4", "--model.evidence.defect_heads", "1",
+             *(part for name, value in NARROW_HEAD.items() for part in (f"--model.evidence.{name}", str(value))),
+             "--trainer.check_val_every_n_epoch", "2"]
 
 
 def test_ganad_trains_and_tests_in_two_processes(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_ganad_trains_and_tests_in_two_processes(tiny_dataset: Path, tmp_path: P
     run_cli([*GANAD, "train", "--model", "GANomaly", "--data", "anomalib.data.MVTecAD", "--data.root",
              str(tiny_dataset), "--data.category", "weave", "--data.num_workers", "0", "--data.val_split_mode",
              "synthetic", "--trainer.max_epochs", "2", "--trainer.strategy", "ddp", "--trainer.devices", "2",
-             "--trainer.accelerator", "cpu", *SMALL_NETWORK, *SHORT_HEAD, "--default_root_dir", str(tmp_path / "run")],
+             "--trainer.accelerator", "cpu", *SMALL_FIT, *SHORT_HEAD, "--default_root_dir", str(tmp_path / "run")],
             cwd=REPO, log=log)
     text = log.read_text()
     assert text.count("under DDP: find_unused_parameters=True") == 2  # both processes trained

@@ -26,7 +26,7 @@ from ganad_plugin.edge.results import ResultLog, ResultLogError
 from ganad_plugin.edge.sources import watched_folder
 from ganad_plugin.edge.stand_in import stand_in_ir
 
-from .conftest import SHORT_HEAD_STEPS
+from .conftest import NARROW_HEAD, SHORT_HEAD_STEPS
 
 
 def grey_images(folder: Path, levels: list[int], suffix: str = ".png") -> list[Path]:
@@ -548,7 +548,7 @@ def test_the_same_seed_gives_the_same_scores(tiny_dataset, tmp_path) -> None:
         # from trained rather than of the pipeline this test is about. The seed's determinism is the same code either
         # way (the default heads gave equal scores twice until 2026-12-07, when they were left out for make test's time)
         model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4),
-                         evidence=Evidence(defect_steps=SHORT_HEAD_STEPS, defect_width=32, defect_fine=1))
+                         evidence=Evidence(defect_steps=SHORT_HEAD_STEPS, **NARROW_HEAD))
         datamodule = MVTecAD(root=tiny_dataset, category="weave", train_batch_size=4, eval_batch_size=9,
                              num_workers=0, val_split_mode="synthetic", val_split_ratio=0.25, seed=0)
         engine = Engine(max_epochs=2, logger=False, enable_progress_bar=False, default_root_dir=tmp_path / run)

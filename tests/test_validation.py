@@ -14,7 +14,7 @@ import yaml
 from ganad_plugin.sample_data import SplitSizes, generate_category
 from ganad_plugin.validation_set import VALIDATION_DEFECTS, build_validation_category
 
-from .conftest import REPO, SHORT_HEAD_STEPS
+from .conftest import NARROW_HEAD, REPO, SHORT_HEAD_STEPS
 
 POST_PROCESSOR_STATISTICS = ("_image_threshold", "_pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max")
 
@@ -31,7 +31,7 @@ def fitted_statistics(root: Path, val_split_mode: str, work: Path) -> dict[str, 
     seed_everything(0)
     # a small network and head: where the statistics come from does not depend on the networks' size
     model = GANomaly(network=PatchNetwork(n_features=8, latent_dim=16), sampling=PatchSampling(patches_per_image=4),
-                     evidence=Evidence(memory_size=256, defect_steps=SHORT_HEAD_STEPS, defect_width=32, defect_fine=1))
+                     evidence=Evidence(memory_size=256, defect_steps=SHORT_HEAD_STEPS, **NARROW_HEAD))
     datamodule = MVTecAD(root=root, category="weave", train_batch_size=2, eval_batch_size=4, num_workers=0,
                          val_split_mode=val_split_mode, val_split_ratio=0.25, seed=0)
     Engine(max_epochs=1, logger=False, enable_progress_bar=False, default_root_dir=work).fit(model, datamodule=datamodule)
