@@ -36,14 +36,35 @@ def ground_truth_mask(image_path: Path, category_root: Path, shape: tuple[int, i
     return mask > 0
 
 
-def run_stage(name: str, command: list[str], log: Path) -> float:
-    print(f"== {name}: {' '.join(command)}", flush=True)
+def last_step(log: Path) -> str:
+    """The message of the last INFO line a stage has logged so far ("" before the first)."""
+    marker = " - INFO - "
+    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if marker in line]
+    return lines[-1].split(marker, 1)[1].strip()[:110] if lines else ""
+
+
+def run_stage(name: str, command: list[str], log: Path, heartbeat_s: float = 60.0) -> float:
+    """Run one stage with its output in ``log``; every ``heartbeat_s`` print the time so far and its last step, so
+    that a fit of several minutes shows it is moving (a CPU without bf16 units trains for over ten)."""
+    print(f"== {name}: {' '.join(command)}\n   (its output: {log})", flush=True)
     start = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as handle:
-        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
+    with (
+        open(log, "w", encoding="utf-8") as handle,
+        subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT) as process,
+    ):
+        try:
+            while True:
+                try:
+                    returncode = process.wait(timeout=heartbeat_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    print(f"   {time.perf_counter() - start:6.0f} s  {last_step(log)}", flush=True)
+        except BaseException:  # Ctrl-C or any other way out: the stage stops with the demo
+            process.kill()
+            raise
+    if returncode != 0:
         print(log.read_text(encoding="utf-8")[-3000:], file=sys.stderr)
-        msg = f"{name} failed (exit {result.returncode}); full log in {log}"
+        msg = f"{name} failed (exit {returncode}); full log in {log}"
         raise SystemExit(msg)
     return time.perf_counter() - start
 
